@@ -1,0 +1,96 @@
+// Backend: the op set every device implements (CPU now, CUDA later). Models are written once
+// against this interface. Each op validates its arguments through backend/op_checks.h, so a
+// bad shape fails with a clear Status at the call, never deep inside a kernel.
+// Invariant: ops never allocate on the hot path; outputs are caller-provided views.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "tessera/core/status.h"
+#include "tessera/core/tensor.h"
+
+namespace tessera::backend {
+
+enum class Op {
+  kEmbedding,
+  kMatmul,
+  kRmsNorm,
+  kRope,
+  kAttention,
+  kSiluMul,
+  kAdd,
+  kConvert,
+};
+
+// Rotary embedding parameters, named as HF's rope_scaling fields.
+struct RopeParams {
+  enum class Style {
+    kNeox,         // rotate pairs (i, i + rot_dim/2)  — HF Llama layout
+    kInterleaved,  // rotate pairs (2i, 2i + 1)        — GPT-J / DeepSeek / llama.cpp "norm"
+  };
+  enum class Scaling { kNone, kLinear, kLlama3, kYarn };
+
+  Style style = Style::kNeox;
+  int rot_dim = 0;        // leading dims of each head that rotate; the rest pass through
+  float theta = 10000.0f;  // rope_theta
+  Scaling scaling = Scaling::kNone;
+  float factor = 1.0f;  // linear / llama3 / yarn factor
+  // llama3
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int original_max_position_embeddings = 8192;  // llama3 and yarn
+  // yarn
+  float beta_fast = 32.0f;
+  float beta_slow = 1.0f;
+  float mscale = 1.0f;           // attention scaling of cos/sin: yarn_get_mscale(factor, mscale)
+  float mscale_all_dim = 0.0f;   // DeepSeek: divides mscale (see model code for the softmax fix)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  // Whether `op` runs with these operand dtypes (e.g. kMatmul with weight q4_k).
+  virtual bool supports(Op op, DType a, DType b) const = 0;
+
+  // out[t, :] = f32(table[ids[t], :]).   table [vocab, hidden] any dtype; out f32 [T, hidden]
+  virtual Status embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) = 0;
+
+  // out = x @ w^T.   x f32 [M, K] (rows may be strided); w [N, K] of any float or block dtype;
+  // out f32 [M, N] (rows may be strided).
+  virtual Status matmul(const Tensor& x, const Tensor& w, Tensor out) = 0;
+
+  // out = x / sqrt(mean(x^2) + eps) * weight.   x, out f32 [M, D]; weight f32 [D]. out may be x.
+  virtual Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor out) = 0;
+
+  // In place on x f32 [T, H, head_dim]; token t at positions[t]. Only the first rot_dim values
+  // of each head rotate.
+  virtual Status rope(Tensor x, std::span<const int32_t> positions, const RopeParams& params) = 0;
+
+  // Causal GQA attention for one sequence over its KV cache.
+  //   q        f32 [T, Hq, D]
+  //   k_cache  f32|f16 [S, Hkv, D]   (row s holds position s; rows past the last position unread)
+  //   v_cache  f32|f16 [S, Hkv, Dv]
+  //   out      f32 [T, Hq, Dv]
+  // Query t attends keys 0..positions[t]; Hq % Hkv == 0; head h uses kv head h / (Hq / Hkv).
+  virtual Status attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                           std::span<const int32_t> positions, float scale, Tensor out) = 0;
+
+  // out = silu(gate) * up.   gate, up, out f32 [M, F]; out may alias gate.
+  virtual Status silu_mul(const Tensor& gate, const Tensor& up, Tensor out) = 0;
+
+  // out = a + b.   f32, same shape; out may alias a or b.
+  virtual Status add(const Tensor& a, const Tensor& b, Tensor out) = 0;
+
+  // dst = src converted elementwise (f32 -> f32/f16/bf16), same shape; used for KV writes.
+  virtual Status convert(const Tensor& src, Tensor dst) = 0;
+};
+
+// The scalar reference backend (the oracle for tests) and the SIMD, threaded CPU backend.
+std::unique_ptr<Backend> make_reference_backend();
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace tessera::backend

@@ -1,0 +1,6 @@
+// Entry point of the `tessera` CLI (subcommands: generate, perplexity).
+#pragma once
+
+namespace tessera::apps {
+int run_cli(int argc, char** argv);
+}  // namespace tessera::apps
