@@ -17,6 +17,18 @@ namespace tessera {
 namespace {
 // ~1-3 ms of spinning before a worker sleeps: covers the gaps between ops of a decode step.
 constexpr int kSpinIterations = 1 << 16;
+// NOTE: past a short burst of pause instructions, yield: when the machine is oversubscribed
+// (parallel test runs, other processes) a pure spin would hold the core that the thread we
+// wait for needs.
+constexpr int kPauseBeforeYield = 1 << 10;
+
+inline void relax(int spin) {
+  if (spin < kPauseBeforeYield) {
+    TESSERA_CPU_RELAX();
+  } else {
+    std::this_thread::yield();
+  }
+}
 
 std::mutex g_default_pool_mutex;
 std::unique_ptr<ThreadPool> g_default_pool;
@@ -45,7 +57,7 @@ void ThreadPool::worker_loop(int index) {
   while (true) {
     uint64_t gen = generation_.load(std::memory_order_acquire);
     for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
-      TESSERA_CPU_RELAX();
+      relax(spin);
       gen = generation_.load(std::memory_order_acquire);
     }
     if (gen == seen) {
@@ -75,7 +87,7 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     wake_.notify_all();
   }
   fn(0, num_threads_);
-  while (pending_.load(std::memory_order_acquire) != 0) TESSERA_CPU_RELAX();
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) relax(spin);
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,

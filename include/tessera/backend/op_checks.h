@@ -1,0 +1,58 @@
+// op_checks: the one shape/dtype contract per Backend op, shared by every backend, so a bad
+// call fails the same way (invalid_argument naming the op and the offending shapes) on CPU,
+// CUDA and the reference. RowView is how backends walk "rows may be strided" tensors.
+// Invariant: a tensor that passes its op's check has a contiguous innermost dim and strides
+// that are whole multiples of its element size, so kernels may take strides in elements.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "kernels/ref/ops.h"
+#include "tessera/backend/backend.h"
+#include "tessera/core/status.h"
+#include "tessera/core/tensor.h"
+
+namespace tessera::backend {
+
+Status check_embedding(const Tensor& table, std::span<const int32_t> ids, const Tensor& out);
+Status check_matmul(const Tensor& x, const Tensor& w, const Tensor& out);
+Status check_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out);
+Status check_rope(const Tensor& x, std::span<const int32_t> positions, const RopeParams& params);
+Status check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                       std::span<const int32_t> positions, float scale, const Tensor& out);
+Status check_silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out);
+Status check_add(const Tensor& a, const Tensor& b, const Tensor& out);
+Status check_convert(const Tensor& src, const Tensor& dst);
+
+// A tensor of 1..4 dims seen as rows of its innermost dim; outer dims may have any strides.
+struct RowView {
+  char* base = nullptr;
+  int64_t num_rows = 0;
+  int64_t row_elems = 0;
+  int outer_ndim = 0;
+  int64_t shape[kMaxDims - 1] = {};
+  int64_t stride_bytes[kMaxDims - 1] = {};
+
+  // Start of row r in [0, num_rows), rows numbered in row-major order of the outer dims.
+  char* row(int64_t r) const {
+    int64_t offset = 0;
+    for (int d = outer_ndim - 1; d >= 0; --d) {
+      offset += (r % shape[d]) * stride_bytes[d];
+      r /= shape[d];
+    }
+    return base + offset;
+  }
+};
+RowView row_view(const Tensor& t);
+
+// Strides of a 3-D tensor in elements: {dim0, dim1} (dim2 is contiguous after the checks).
+struct Strides3 {
+  int64_t s0, s1;
+};
+Strides3 elem_strides3(const Tensor& t);
+
+// Kernel-level rope description from the backend's parameters.
+kernels::RopeSpec to_rope_spec(const RopeParams& params);
+
+}  // namespace tessera::backend

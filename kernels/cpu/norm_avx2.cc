@@ -1,0 +1,9 @@
+// AVX2 instantiation of the CPU RMS norm; built with AVX2 flags (see
+// CMakeLists.txt). Invariant: called only when ops_isa() is avx2.
+#include "kernels/cpu/ops_isa.h"
+#include "kernels/cpu/ops_simd.h"
+#include "kernels/cpu/ops_vec_avx2.h"
+
+namespace tessera::kernels::cpu::avx2 {
+TESSERA_DEFINE_NORM_OPS(VecAvx2)
+}  // namespace tessera::kernels::cpu::avx2

@@ -1,0 +1,256 @@
+// The CPU backend: op_checks, then the SIMD kernels of kernels/cpu split across
+// default_thread_pool() (rows, tokens, or (token, head) pairs). Matmul is CpuMatmul's.
+// Invariant: after warm-up no op allocates: scratch is thread_local and only grows, and the
+// rope inv_freq table is rebuilt only when the parameters change.
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "kernels/cpu/ops.h"
+#include "kernels/ref/quant.h"
+#include "src/backend/cpu_matmul.h"
+#include "tessera/backend/backend.h"
+#include "tessera/backend/op_checks.h"
+#include "tessera/core/thread_pool.h"
+
+namespace tessera::backend {
+namespace {
+
+// Below this many values per chunk a thread hand-off costs more than the work.
+constexpr int64_t kMinElemsPerChunk = 16384;
+
+int64_t rows_per_chunk(int64_t row_elems) {
+  return std::max<int64_t>(1, kMinElemsPerChunk / std::max<int64_t>(1, row_elems));
+}
+
+bool same_spec(const kernels::RopeSpec& a, const kernels::RopeSpec& b) {
+  return a.style == b.style && a.rot_dim == b.rot_dim && a.theta == b.theta &&
+         a.scaling == b.scaling && a.factor == b.factor &&
+         a.low_freq_factor == b.low_freq_factor && a.high_freq_factor == b.high_freq_factor &&
+         a.original_max_position_embeddings == b.original_max_position_embeddings &&
+         a.beta_fast == b.beta_fast && a.beta_slow == b.beta_slow && a.mscale == b.mscale;
+}
+
+// Per-thread scratch that grows and is never shrunk.
+float* scratch(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+class CpuBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "cpu"; }
+
+  bool supports(Op op, DType a, DType b) const override {
+    switch (op) {
+      case Op::kMatmul:
+        return CpuMatmul::supports(a);
+      case Op::kEmbedding:
+        return dtype_info(a).is_quantized || a == DType::kF32 || a == DType::kF16 ||
+               a == DType::kBF16;
+      case Op::kAttention:
+        return a == DType::kF32 || a == DType::kF16;
+      case Op::kConvert:
+        return b == DType::kF32 || b == DType::kF16 || b == DType::kBF16;
+      case Op::kRmsNorm:
+      case Op::kRope:
+      case Op::kSiluMul:
+      case Op::kAdd:
+        return true;
+    }
+    return false;
+  }
+
+  Status embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_embedding(table, ids, out));
+    const RowView o = row_view(out);
+    const char* base = static_cast<const char*>(table.data());
+    const int64_t row_bytes = table.stride_bytes(0);
+    const DType type = table.dtype();
+    std::atomic<bool> ok{true};
+    // NOTE: one row per token: dequantizing it is memory-bound, so the scalar reference
+    // dequantizer is as fast as a SIMD one would be here.
+    default_thread_pool().parallel_for(
+        static_cast<int64_t>(ids.size()), rows_per_chunk(o.row_elems), [&](int64_t b, int64_t e) {
+          for (int64_t t = b; t < e; ++t) {
+            const char* row = base + ids[t] * row_bytes;
+            auto* dst = reinterpret_cast<float*>(o.row(t));
+            if (type == DType::kF32) {
+              std::memcpy(dst, row, static_cast<size_t>(o.row_elems) * sizeof(float));
+            } else if (!kernels::ref::dequantize_row(type, row, dst, o.row_elems)) {
+              ok = false;
+            }
+          }
+        });
+    if (!ok) {
+      return unimplemented("embedding: table dtype {} cannot be dequantized", dtype_name(type));
+    }
+    return Status::ok_status();
+  }
+
+  Status matmul(const Tensor& x, const Tensor& w, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_matmul(x, w, out));
+    if (!CpuMatmul::supports(w.dtype())) {
+      return unimplemented("matmul: the CPU backend has no kernel for weight {}", w.describe());
+    }
+    return matmul_.run(default_thread_pool(), x, w, out);
+  }
+
+  Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_rms_norm(x, weight, eps, out));
+    const RowView xr = row_view(x);
+    const RowView orow = row_view(out);
+    const float* w = weight.data_as<const float>();
+    default_thread_pool().parallel_for(
+        xr.num_rows, rows_per_chunk(xr.row_elems), [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            kernels::cpu::rms_norm_row(reinterpret_cast<const float*>(xr.row(r)), w, eps,
+                                       reinterpret_cast<float*>(orow.row(r)), xr.row_elems);
+          }
+        });
+    return Status::ok_status();
+  }
+
+  Status rope(Tensor x, std::span<const int32_t> positions, const RopeParams& params) override {
+    TESSERA_RETURN_IF_ERROR(check_rope(x, positions, params));
+    const kernels::RopeSpec spec = to_rope_spec(params);
+    const int half = spec.rot_dim / 2;
+    // NOTE: held for the whole op so a concurrent call with other parameters cannot swap the
+    // table underneath this one; rope is cheap next to the matmuls around it.
+    std::lock_guard<std::mutex> lock(rope_mutex_);
+    if (!rope_cached_ || !same_spec(spec, rope_spec_)) {
+      rope_inv_freq_.resize(half);
+      rope_attention_factor_ = kernels::ref::rope_inv_freq(spec, rope_inv_freq_.data());
+      rope_spec_ = spec;
+      rope_cached_ = true;
+    }
+    const double attention_factor = rope_attention_factor_;
+    const Strides3 s = elem_strides3(x);
+    const int64_t num_heads = x.dim(1);
+    float* base = x.data_as<float>();
+    const double* freqs = rope_inv_freq_.data();
+    default_thread_pool().parallel_for(
+        x.dim(0), rows_per_chunk(num_heads * spec.rot_dim), [&](int64_t b, int64_t e) {
+          thread_local std::vector<float> cos_sin;
+          float* cos = scratch(cos_sin, 2 * static_cast<size_t>(half));
+          float* sin = cos + half;
+          for (int64_t t = b; t < e; ++t) {
+            kernels::cpu::rope_cos_sin(freqs, half, positions[t], attention_factor, cos, sin);
+            kernels::cpu::rope_apply(base + t * s.s0, num_heads, s.s1, cos, sin, half,
+                                     spec.style);
+          }
+        });
+    return Status::ok_status();
+  }
+
+  Status attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                   std::span<const int32_t> positions, float scale, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_attention(q, k_cache, v_cache, positions, scale, out));
+    const Strides3 qs = elem_strides3(q);
+    const Strides3 ks = elem_strides3(k_cache);
+    const Strides3 vs = elem_strides3(v_cache);
+    const Strides3 os = elem_strides3(out);
+    kernels::ref::AttentionArgs a{};
+    a.q = q.data_as<const float>();
+    a.q_tok = qs.s0;
+    a.q_head = qs.s1;
+    a.k = k_cache.data();
+    a.k_tok = ks.s0;
+    a.k_head = ks.s1;
+    a.v = v_cache.data();
+    a.v_tok = vs.s0;
+    a.v_head = vs.s1;
+    a.kv_type = k_cache.dtype();
+    a.out = out.data_as<float>();
+    a.o_tok = os.s0;
+    a.o_head = os.s1;
+    a.num_tokens = q.dim(0);
+    a.num_q_heads = q.dim(1);
+    a.num_kv_heads = k_cache.dim(1);
+    a.head_dim = q.dim(2);
+    a.v_head_dim = v_cache.dim(2);
+    a.positions = positions.data();
+    a.scale = scale;
+    if (a.num_tokens == 0) return Status::ok_status();
+    const int32_t max_pos = *std::max_element(positions.begin(), positions.end());
+    const int64_t num_pairs = a.num_tokens * a.num_q_heads;
+    default_thread_pool().parallel_for(num_pairs, 1, [&](int64_t b, int64_t e) {
+      thread_local std::vector<float> scores_buf;
+      thread_local std::vector<float> acc_buf;
+      float* scores = scratch(scores_buf, static_cast<size_t>(max_pos) + 1);
+      float* acc = scratch(acc_buf, static_cast<size_t>(a.v_head_dim));
+      for (int64_t p = b; p < e; ++p) {
+        kernels::cpu::attention_head(a, p / a.num_q_heads, p % a.num_q_heads, scores, acc);
+      }
+    });
+    return Status::ok_status();
+  }
+
+  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_silu_mul(gate, up, out));
+    const RowView g = row_view(gate);
+    const RowView u = row_view(up);
+    const RowView o = row_view(out);
+    default_thread_pool().parallel_for(
+        g.num_rows, rows_per_chunk(g.row_elems), [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            kernels::cpu::silu_mul_row(reinterpret_cast<const float*>(g.row(r)),
+                                       reinterpret_cast<const float*>(u.row(r)),
+                                       reinterpret_cast<float*>(o.row(r)), g.row_elems);
+          }
+        });
+    return Status::ok_status();
+  }
+
+  Status add(const Tensor& a, const Tensor& b, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_add(a, b, out));
+    const RowView ar = row_view(a);
+    const RowView br = row_view(b);
+    const RowView o = row_view(out);
+    default_thread_pool().parallel_for(
+        ar.num_rows, rows_per_chunk(ar.row_elems), [&](int64_t begin, int64_t end) {
+          for (int64_t r = begin; r < end; ++r) {
+            kernels::cpu::add_row(reinterpret_cast<const float*>(ar.row(r)),
+                                  reinterpret_cast<const float*>(br.row(r)),
+                                  reinterpret_cast<float*>(o.row(r)), ar.row_elems);
+          }
+        });
+    return Status::ok_status();
+  }
+
+  Status convert(const Tensor& src, Tensor dst) override {
+    TESSERA_RETURN_IF_ERROR(check_convert(src, dst));
+    const RowView s = row_view(src);
+    const RowView d = row_view(dst);
+    const DType type = dst.dtype();
+    std::atomic<bool> ok{true};
+    default_thread_pool().parallel_for(
+        s.num_rows, rows_per_chunk(s.row_elems), [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            if (!kernels::cpu::convert_row(reinterpret_cast<const float*>(s.row(r)), type,
+                                           d.row(r), s.row_elems)) {
+              ok = false;
+            }
+          }
+        });
+    if (!ok) return unimplemented("convert: dst {} is not supported", dst.describe());
+    return Status::ok_status();
+  }
+
+ private:
+  CpuMatmul matmul_;
+  std::mutex rope_mutex_;
+  bool rope_cached_ = false;
+  kernels::RopeSpec rope_spec_;
+  std::vector<double> rope_inv_freq_;
+  double rope_attention_factor_ = 1.0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace tessera::backend

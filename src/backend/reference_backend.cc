@@ -1,0 +1,161 @@
+// The reference backend: op_checks, then the scalar kernels in kernels/ref, one row at a time
+// on the calling thread. It is the oracle of tests/ops; it never shares code with the CPU path
+// beyond the contracts and the rope frequency formulas.
+#include <memory>
+
+#include "kernels/ref/matmul.h"
+#include "kernels/ref/ops.h"
+#include "tessera/backend/backend.h"
+#include "tessera/backend/op_checks.h"
+
+namespace tessera::backend {
+namespace {
+
+class ReferenceBackend final : public Backend {
+ public:
+  std::string_view name() const override { return "reference"; }
+
+  bool supports(Op op, DType a, DType b) const override {
+    switch (op) {
+      case Op::kEmbedding:
+      case Op::kMatmul:
+        return dtype_info(a).is_quantized || a == DType::kF32 || a == DType::kF16 ||
+               a == DType::kBF16;
+      case Op::kAttention:
+        return a == DType::kF32 || a == DType::kF16;
+      case Op::kConvert:
+        return b == DType::kF32 || b == DType::kF16 || b == DType::kBF16;
+      case Op::kRmsNorm:
+      case Op::kRope:
+      case Op::kSiluMul:
+      case Op::kAdd:
+        return true;
+    }
+    return false;
+  }
+
+  Status embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_embedding(table, ids, out));
+    const RowView o = row_view(out);
+    const char* base = static_cast<const char*>(table.data());
+    for (size_t t = 0; t < ids.size(); ++t) {
+      const void* row = base + ids[t] * table.stride_bytes(0);
+      if (!kernels::ref::embedding_row(table.dtype(), row, reinterpret_cast<float*>(o.row(t)),
+                                       o.row_elems)) {
+        return unimplemented("embedding: table dtype {} cannot be dequantized",
+                             dtype_name(table.dtype()));
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status matmul(const Tensor& x, const Tensor& w, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_matmul(x, w, out));
+    const bool ok = kernels::ref::matmul(w.dtype(), w.data(), w.stride_bytes(0),
+                                         x.data_as<const float>(), x.stride_bytes(0) / 4,
+                                         out.data_as<float>(), out.stride_bytes(0) / 4, x.dim(0),
+                                         w.dim(0), x.dim(1));
+    if (!ok) return unimplemented("matmul: weight {} is not supported", w.describe());
+    return Status::ok_status();
+  }
+
+  Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_rms_norm(x, weight, eps, out));
+    const RowView xr = row_view(x);
+    const RowView orow = row_view(out);
+    for (int64_t r = 0; r < xr.num_rows; ++r) {
+      kernels::ref::rms_norm_row(reinterpret_cast<const float*>(xr.row(r)),
+                                 weight.data_as<const float>(), eps,
+                                 reinterpret_cast<float*>(orow.row(r)), xr.row_elems);
+    }
+    return Status::ok_status();
+  }
+
+  Status rope(Tensor x, std::span<const int32_t> positions, const RopeParams& params) override {
+    TESSERA_RETURN_IF_ERROR(check_rope(x, positions, params));
+    const kernels::RopeSpec spec = to_rope_spec(params);
+    const Strides3 s = elem_strides3(x);
+    for (int64_t t = 0; t < x.dim(0); ++t) {
+      kernels::ref::rope_token(x.data_as<float>() + t * s.s0, x.dim(1), x.dim(2), s.s1,
+                               positions[t], spec);
+    }
+    return Status::ok_status();
+  }
+
+  Status attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                   std::span<const int32_t> positions, float scale, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_attention(q, k_cache, v_cache, positions, scale, out));
+    const Strides3 qs = elem_strides3(q);
+    const Strides3 ks = elem_strides3(k_cache);
+    const Strides3 vs = elem_strides3(v_cache);
+    const Strides3 os = elem_strides3(out);
+    kernels::ref::AttentionArgs a{};
+    a.q = q.data_as<const float>();
+    a.q_tok = qs.s0;
+    a.q_head = qs.s1;
+    a.k = k_cache.data();
+    a.k_tok = ks.s0;
+    a.k_head = ks.s1;
+    a.v = v_cache.data();
+    a.v_tok = vs.s0;
+    a.v_head = vs.s1;
+    a.kv_type = k_cache.dtype();
+    a.out = out.data_as<float>();
+    a.o_tok = os.s0;
+    a.o_head = os.s1;
+    a.num_tokens = q.dim(0);
+    a.num_q_heads = q.dim(1);
+    a.num_kv_heads = k_cache.dim(1);
+    a.head_dim = q.dim(2);
+    a.v_head_dim = v_cache.dim(2);
+    a.positions = positions.data();
+    a.scale = scale;
+    kernels::ref::attention(a);
+    return Status::ok_status();
+  }
+
+  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_silu_mul(gate, up, out));
+    const RowView g = row_view(gate);
+    const RowView u = row_view(up);
+    const RowView o = row_view(out);
+    for (int64_t r = 0; r < g.num_rows; ++r) {
+      kernels::ref::silu_mul_row(reinterpret_cast<const float*>(g.row(r)),
+                                 reinterpret_cast<const float*>(u.row(r)),
+                                 reinterpret_cast<float*>(o.row(r)), g.row_elems);
+    }
+    return Status::ok_status();
+  }
+
+  Status add(const Tensor& a, const Tensor& b, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_add(a, b, out));
+    const RowView ar = row_view(a);
+    const RowView br = row_view(b);
+    const RowView o = row_view(out);
+    for (int64_t r = 0; r < ar.num_rows; ++r) {
+      kernels::ref::add_row(reinterpret_cast<const float*>(ar.row(r)),
+                            reinterpret_cast<const float*>(br.row(r)),
+                            reinterpret_cast<float*>(o.row(r)), ar.row_elems);
+    }
+    return Status::ok_status();
+  }
+
+  Status convert(const Tensor& src, Tensor dst) override {
+    TESSERA_RETURN_IF_ERROR(check_convert(src, dst));
+    const RowView s = row_view(src);
+    const RowView d = row_view(dst);
+    for (int64_t r = 0; r < s.num_rows; ++r) {
+      if (!kernels::ref::convert_row(reinterpret_cast<const float*>(s.row(r)), dst.dtype(),
+                                     d.row(r), s.row_elems)) {
+        return unimplemented("convert: dst {} is not supported", dst.describe());
+      }
+    }
+    return Status::ok_status();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_reference_backend() { return std::make_unique<ReferenceBackend>(); }
+
+}  // namespace tessera::backend
