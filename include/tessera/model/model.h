@@ -1,0 +1,35 @@
+// Model: one causal language model over one sequence with its own KV cache. The caller feeds
+// token chunks in order; the model keeps every fed token's K/V until reset() or truncate().
+// Invariant: forward() allocates nothing; after a successful forward num_cached_tokens() ==
+// start_pos + tokens.size(), and a failed forward leaves the cache at start_pos.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "tessera/core/status.h"
+#include "tessera/core/tensor.h"
+#include "tessera/model/model_config.h"
+
+namespace tessera::model {
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Runs `tokens` at positions start_pos .. start_pos + T - 1 (start_pos <= num_cached_tokens();
+  // a smaller start_pos first truncates the cache there). Prompts longer than the workspace
+  // chunk are processed in chunks.
+  //   logits  f32 [T, vocab] if all_logits, else f32 [1, vocab] (the last token's row).
+  virtual Status forward(std::span<const int32_t> tokens, int32_t start_pos, bool all_logits,
+                         Tensor logits) = 0;
+
+  virtual void reset() = 0;                       // forget every cached token
+  virtual void truncate(int32_t num_tokens) = 0;  // keep the first num_tokens (<= cached)
+  virtual int32_t num_cached_tokens() const = 0;
+  virtual int32_t max_context() const = 0;  // KV cache capacity in tokens
+  virtual const ModelConfig& config() const = 0;
+  int64_t vocab_size() const { return config().vocab_size; }
+};
+
+}  // namespace tessera::model

@@ -1,0 +1,22 @@
+// `tessera generate`: prompt in, streamed completion out (stdout), speed summary on stderr.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "src/apps/app_model.h"
+#include "tessera/sampling/sampler.h"
+
+namespace tessera::apps {
+
+struct GenerateOptions {
+  AppModelOptions model;
+  std::string prompt;
+  int32_t max_tokens = 128;
+  sampling::SamplingParams sampling;
+  bool chat = false;  // wrap the prompt as one user turn of the model's chat format
+};
+
+int run_generate(const GenerateOptions& options);
+
+}  // namespace tessera::apps
