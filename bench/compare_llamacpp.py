@@ -26,7 +26,9 @@ def tessera_run(binary, model, threads, prefill, decode):
     out = subprocess.run(
         [binary, "--model", model, "--threads", str(threads), "--prefill", str(prefill),
          "--decode", str(decode)], check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    report = json.loads(out.strip().splitlines()[-1])
+    return {"prefill_tokens_per_s": report["prefill_tok_s"],
+            "decode_tokens_per_s": report["decode_tok_s"]}
 
 
 class LlamaCpp:
