@@ -6,4 +6,5 @@
 
 namespace tessera::kernels::cpu::avx2 {
 TESSERA_DEFINE_ATTENTION_OPS(VecAvx2)
+TESSERA_DEFINE_PAGED_ATTENTION_OPS(VecAvx2)
 }  // namespace tessera::kernels::cpu::avx2

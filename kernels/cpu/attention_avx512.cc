@@ -6,4 +6,5 @@
 
 namespace tessera::kernels::cpu::avx512 {
 TESSERA_DEFINE_ATTENTION_OPS(VecAvx512)
+TESSERA_DEFINE_PAGED_ATTENTION_OPS(VecAvx512)
 }  // namespace tessera::kernels::cpu::avx512

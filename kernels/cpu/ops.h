@@ -43,4 +43,10 @@ void rope_apply(float* x, int64_t num_heads, int64_t head_stride, const float* c
 void attention_head(const ref::AttentionArgs& args, int64_t t, int64_t h, float* scores,
                     float* acc);
 
+// One (token t of sequence s, query head h) of paged attention (see ref::PagedAttentionArgs):
+// online softmax over tiles of keys gathered through the block table.
+//   acc [v_head_dim] is caller-provided scratch.
+void paged_attention_head(const ref::PagedAttentionArgs& args, int64_t s, int64_t t, int64_t h,
+                          float* acc);
+
 }  // namespace tessera::kernels::cpu

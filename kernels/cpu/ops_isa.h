@@ -17,7 +17,11 @@
   void attention_head_f32(const ref::AttentionArgs& a, int64_t t, int64_t h, float* scores,    \
                           float* acc);                                                         \
   void attention_head_f16(const ref::AttentionArgs& a, int64_t t, int64_t h, float* scores,    \
-                          float* acc);
+                          float* acc);                                                         \
+  void paged_attention_head_f32(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,       \
+                                int64_t h, float* acc);                                        \
+  void paged_attention_head_f16(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,       \
+                                int64_t h, float* acc);
 
 namespace tessera::kernels::cpu {
 namespace scalar {

@@ -196,6 +196,104 @@ struct SimdOps {
       V::store_partial(out + c, V::mul(V::load_partial(acc + c, r), scale), r);
     }
   }
+
+  // acc[c .. c + CHUNKS*W) += sum_j p[j] * rows[j][c ..]   (rows: one V row per key)
+  template <int CHUNKS, class KV>
+  static void weighted_sum_rows(const float* p, const KV* const* rows, int64_t num_keys,
+                                int64_t c, int last_width, float* acc) {
+    Reg r[CHUNKS];
+    for (int u = 0; u + 1 < CHUNKS; ++u) r[u] = V::load(acc + c + u * W);
+    r[CHUNKS - 1] = V::load_partial(acc + c + (CHUNKS - 1) * W, last_width);
+    for (int64_t j = 0; j < num_keys; ++j) {
+      const Reg pj = V::set1(p[j]);
+      const KV* row = rows[j] + c;
+      for (int u = 0; u + 1 < CHUNKS; ++u) r[u] = V::fmadd(pj, load_kv(row + u * W), r[u]);
+      const KV* last = row + (CHUNKS - 1) * W;
+      const Reg lv = last_width == W ? load_kv(last) : load_kv_partial(last, last_width);
+      r[CHUNKS - 1] = V::fmadd(pj, lv, r[CHUNKS - 1]);
+    }
+    for (int u = 0; u + 1 < CHUNKS; ++u) V::store(acc + c + u * W, r[u]);
+    V::store_partial(acc + c + (CHUNKS - 1) * W, r[CHUNKS - 1], last_width);
+  }
+
+  static void scale_row(float* x, float f, int64_t n) {
+    const Reg fv = V::set1(f);
+    int64_t i = 0;
+    for (; i + W <= n; i += W) V::store(x + i, V::mul(V::load(x + i), fv));
+    if (i < n) V::store_partial(x + i, V::mul(V::load_partial(x + i, tail(n, i)), fv), tail(n, i));
+  }
+
+  // Keys per tile of the paged online softmax: scores and row pointers live on the stack.
+  static constexpr int64_t kPagedTile = 64;
+
+  // One (token t of sequence s, query head h) of paged attention: online softmax over tiles of
+  // up to kPagedTile keys gathered through the block table. acc holds v_head_dim floats.
+  template <class KV>
+  static void paged_attention_head(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,
+                                   int64_t h, float* acc) {
+    const int64_t kvh = h / (a.num_q_heads / a.num_kv_heads);
+    const int64_t n = a.query_start[s + 1] - a.query_start[s];
+    const int64_t num_keys = a.seq_lens[s] - n + (t - a.query_start[s]) + 1;
+    const int32_t* table = a.block_tables + s * a.bt_stride;
+    const float* q = a.q + t * a.q_tok + h * a.q_head;
+    const KV* k = static_cast<const KV*>(a.k) + kvh * a.k_head;
+    const KV* v = static_cast<const KV*>(a.v) + kvh * a.v_head;
+    const int64_t dv = a.v_head_dim;
+    for (int64_t c = 0; c < dv; ++c) acc[c] = 0.0f;
+    float scores[kPagedTile];
+    const KV* v_rows[kPagedTile];
+    float max_score = -INFINITY;
+    float sum = 0.0f;
+    for (int64_t j0 = 0; j0 < num_keys; j0 += kPagedTile) {
+      const int64_t m = num_keys - j0 < kPagedTile ? num_keys - j0 : kPagedTile;
+      float tile_max = -INFINITY;
+      for (int64_t j = 0; j < m; ++j) {
+        const int64_t key = j0 + j;
+        const int64_t block = table[key / a.block_size];
+        const int64_t slot = key % a.block_size;
+        scores[j] = dot(q, k + block * a.k_block + slot * a.k_slot, a.head_dim) * a.scale;
+        v_rows[j] = v + block * a.v_block + slot * a.v_slot;
+        tile_max = scores[j] > tile_max ? scores[j] : tile_max;
+      }
+      const float new_max = tile_max > max_score ? tile_max : max_score;
+      if (max_score != -INFINITY && new_max != max_score) {
+        const float alpha = std::exp(max_score - new_max);
+        sum *= alpha;
+        scale_row(acc, alpha, dv);
+      }
+      max_score = new_max;
+      const Reg mx = V::set1(max_score);
+      Reg tile_sum = V::zero();
+      int64_t j = 0;
+      for (; j + W <= m; j += W) {
+        const Reg e = V::exp(V::sub(V::load(scores + j), mx));
+        V::store(scores + j, e);
+        tile_sum = V::add(tile_sum, e);
+      }
+      if (j < m) {
+        const int r = tail(m, j);
+        // NOTE: padding lanes give exp(-max) != 0; store partially and sum the stored values.
+        const Reg e = V::exp(V::sub(V::load_partial(scores + j, r), mx));
+        V::store_partial(scores + j, e, r);
+        tile_sum = V::add(tile_sum, V::load_partial(scores + j, r));
+      }
+      sum += V::reduce_add(tile_sum);
+      int64_t c = 0;
+      for (; c + 4 * W <= dv; c += 4 * W) weighted_sum_rows<4>(scores, v_rows, m, c, W, acc);
+      for (; c < dv; c += W) {
+        const int width = dv - c >= W ? W : static_cast<int>(dv - c);
+        weighted_sum_rows<1>(scores, v_rows, m, c, width, acc);
+      }
+    }
+    float* out = a.out + t * a.o_tok + h * a.o_head;
+    const Reg inv = V::set1(1.0f / sum);
+    int64_t c = 0;
+    for (; c + W <= dv; c += W) V::store(out + c, V::mul(V::load(acc + c), inv));
+    if (c < dv) {
+      const int r = tail(dv, c);
+      V::store_partial(out + c, V::mul(V::load_partial(acc + c, r), inv), r);
+    }
+  }
 };
 
 }  // namespace
@@ -235,4 +333,14 @@ struct SimdOps {
   void attention_head_f16(const ref::AttentionArgs& a, int64_t t, int64_t h, float* scores,  \
                           float* acc) {                                                       \
     SimdOps<V>::attention_head<uint16_t>(a, t, h, scores, acc);                              \
+  }
+
+#define TESSERA_DEFINE_PAGED_ATTENTION_OPS(V)                                                 \
+  void paged_attention_head_f32(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,      \
+                                int64_t h, float* acc) {                                      \
+    SimdOps<V>::paged_attention_head<float>(a, s, t, h, acc);                                \
+  }                                                                                           \
+  void paged_attention_head_f16(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,      \
+                                int64_t h, float* acc) {                                      \
+    SimdOps<V>::paged_attention_head<uint16_t>(a, s, t, h, acc);                             \
   }

@@ -159,6 +159,53 @@ void attention(const AttentionArgs& a) {
   }
 }
 
+void paged_attention(const PagedAttentionArgs& a) {
+  const int64_t group = a.num_q_heads / a.num_kv_heads;
+  std::vector<double> scores;
+  std::vector<double> acc(a.v_head_dim);
+  for (int64_t s = 0; s < a.num_seqs; ++s) {
+    const int64_t n = a.query_start[s + 1] - a.query_start[s];
+    const int32_t* table = a.block_tables + s * a.bt_stride;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t t = a.query_start[s] + i;
+      const int64_t num_keys = a.seq_lens[s] - n + i + 1;
+      scores.assign(num_keys, 0.0);
+      for (int64_t h = 0; h < a.num_q_heads; ++h) {
+        const int64_t kvh = h / group;
+        const float* q = a.q + t * a.q_tok + h * a.q_head;
+        double max_score = -INFINITY;
+        for (int64_t j = 0; j < num_keys; ++j) {
+          const int64_t block = table[j / a.block_size];
+          const int64_t k_base =
+              block * a.k_block + (j % a.block_size) * a.k_slot + kvh * a.k_head;
+          double dot = 0.0;
+          for (int64_t d = 0; d < a.head_dim; ++d) {
+            dot += q[d] * load_kv(a.kv_type, a.k, k_base + d);
+          }
+          scores[j] = dot * a.scale;
+          max_score = std::max(max_score, scores[j]);
+        }
+        double denom = 0.0;
+        for (int64_t j = 0; j < num_keys; ++j) {
+          scores[j] = std::exp(scores[j] - max_score);
+          denom += scores[j];
+        }
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t j = 0; j < num_keys; ++j) {
+          const int64_t block = table[j / a.block_size];
+          const int64_t v_base =
+              block * a.v_block + (j % a.block_size) * a.v_slot + kvh * a.v_head;
+          for (int64_t d = 0; d < a.v_head_dim; ++d) {
+            acc[d] += scores[j] * load_kv(a.kv_type, a.v, v_base + d);
+          }
+        }
+        float* out = a.out + t * a.o_tok + h * a.o_head;
+        for (int64_t d = 0; d < a.v_head_dim; ++d) out[d] = static_cast<float>(acc[d] / denom);
+      }
+    }
+  }
+}
+
 void silu_mul_row(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const double g = gate[i];

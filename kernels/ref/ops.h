@@ -66,6 +66,34 @@ struct AttentionArgs {
 };
 void attention(const AttentionArgs& args);
 
+// Causal GQA attention over a paged KV cache for one packed batch of sequences (see
+// backend::Backend::paged_attention for the layout).
+//   q       f32 [num_tokens, Hq, D]                      strides (q_tok, q_head)
+//   k       kv_type [num_blocks, block_size, Hkv, D]     strides (k_block, k_slot, k_head)
+//   v       kv_type [num_blocks, block_size, Hkv, Dv]    strides (v_block, v_slot, v_head);
+//           may alias k (MLA)
+//   out     f32 [num_tokens, Hq, Dv]                     strides (o_tok, o_head)
+//   block_tables [num_seqs, >= ceil(seq_lens[s] / block_size)], row stride bt_stride
+// Token i of seq s is at position seq_lens[s] - n_s + i and reads keys 0..that position only.
+struct PagedAttentionArgs {
+  const float* q;
+  int64_t q_tok, q_head;
+  const void* k;
+  int64_t k_block, k_slot, k_head;
+  const void* v;
+  int64_t v_block, v_slot, v_head;
+  ElemType kv_type;
+  float* out;
+  int64_t o_tok, o_head;
+  int64_t num_seqs, num_q_heads, num_kv_heads, head_dim, v_head_dim, block_size;
+  const int32_t* query_start;   // [num_seqs + 1]
+  const int32_t* seq_lens;      // [num_seqs]
+  const int32_t* block_tables;  // [num_seqs, bt_stride]
+  int64_t bt_stride;
+  float scale;
+};
+void paged_attention(const PagedAttentionArgs& args);
+
 // out[i] = silu(gate[i]) * up[i]; silu(g) = g / (1 + exp(-g)). out may alias gate or up.
 void silu_mul_row(const float* gate, const float* up, float* out, int64_t n);
 

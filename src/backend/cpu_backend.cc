@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "kernels/cpu/ops.h"
@@ -52,6 +53,8 @@ class CpuBackend final : public Backend {
         return dtype_info(a).is_quantized || a == DType::kF32 || a == DType::kF16 ||
                a == DType::kBF16;
       case Op::kAttention:
+      case Op::kPagedAttention:
+      case Op::kKvAppend:
         return a == DType::kF32 || a == DType::kF16;
       case Op::kConvert:
         return b == DType::kF32 || b == DType::kF16 || b == DType::kBF16;
@@ -186,6 +189,91 @@ class CpuBackend final : public Backend {
         kernels::cpu::attention_head(a, p / a.num_q_heads, p % a.num_q_heads, scores, acc);
       }
     });
+    return Status::ok_status();
+  }
+
+  Status paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                         std::span<const int32_t> query_start, std::span<const int32_t> seq_lens,
+                         const Tensor& block_tables, float scale, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_paged_attention(q, k_cache, v_cache, query_start, seq_lens,
+                                                  block_tables, scale, out));
+    const Strides3 qs = elem_strides3(q);
+    const Strides4 ks = elem_strides4(k_cache);
+    const Strides4 vs = elem_strides4(v_cache);
+    const Strides3 os = elem_strides3(out);
+    kernels::ref::PagedAttentionArgs a{};
+    a.q = q.data_as<const float>();
+    a.q_tok = qs.s0;
+    a.q_head = qs.s1;
+    a.k = k_cache.data();
+    a.k_block = ks.s0;
+    a.k_slot = ks.s1;
+    a.k_head = ks.s2;
+    a.v = v_cache.data();
+    a.v_block = vs.s0;
+    a.v_slot = vs.s1;
+    a.v_head = vs.s2;
+    a.kv_type = k_cache.dtype();
+    a.out = out.data_as<float>();
+    a.o_tok = os.s0;
+    a.o_head = os.s1;
+    a.num_seqs = static_cast<int64_t>(seq_lens.size());
+    a.num_q_heads = q.dim(1);
+    a.num_kv_heads = k_cache.dim(2);
+    a.head_dim = q.dim(2);
+    a.v_head_dim = v_cache.dim(3);
+    a.block_size = k_cache.dim(1);
+    a.query_start = query_start.data();
+    a.seq_lens = seq_lens.data();
+    a.block_tables = block_tables.data_as<const int32_t>();
+    a.bt_stride = block_tables.stride_bytes(0) / 4;
+    a.scale = scale;
+    const int64_t num_tokens = q.dim(0);
+    if (num_tokens == 0) return Status::ok_status();
+    const int64_t num_pairs = num_tokens * a.num_q_heads;
+    default_thread_pool().parallel_for(num_pairs, 1, [&](int64_t b, int64_t e) {
+      thread_local std::vector<float> acc_buf;
+      float* acc = scratch(acc_buf, static_cast<size_t>(a.v_head_dim));
+      for (int64_t p = b; p < e; ++p) {
+        const int64_t t = p / a.num_q_heads;
+        // The sequence owning row t: the last s with query_start[s] <= t (empty ones skipped).
+        const int64_t s =
+            std::upper_bound(query_start.begin(), query_start.end(), static_cast<int32_t>(t)) -
+            query_start.begin() - 1;
+        kernels::cpu::paged_attention_head(a, s, t, p % a.num_q_heads, acc);
+      }
+    });
+    return Status::ok_status();
+  }
+
+  Status kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
+                   Tensor k_cache, Tensor v_cache) override {
+    TESSERA_RETURN_IF_ERROR(check_kv_append(k, v, slot_mapping, k_cache, v_cache));
+    const int64_t block_size = k_cache.dim(1);
+    const DType type = k_cache.dtype();
+    std::atomic<bool> ok{true};
+    const int64_t row_elems = k.dim(1) * (k.dim(2) + v.dim(2));
+    default_thread_pool().parallel_for(
+        static_cast<int64_t>(slot_mapping.size()), rows_per_chunk(row_elems),
+        [&](int64_t b, int64_t e) {
+          for (int64_t t = b; t < e; ++t) {
+            if (slot_mapping[t] < 0) continue;
+            const int64_t block = slot_mapping[t] / block_size;
+            const int64_t offset = slot_mapping[t] % block_size;
+            for (const auto& [src, dst] : {std::pair<const Tensor*, Tensor*>{&k, &k_cache},
+                                           std::pair<const Tensor*, Tensor*>{&v, &v_cache}}) {
+              for (int64_t h = 0; h < src->dim(1); ++h) {
+                const auto* row = reinterpret_cast<const float*>(
+                    static_cast<const char*>(src->data()) + t * src->stride_bytes(0) +
+                    h * src->stride_bytes(1));
+                char* slot = static_cast<char*>(dst->data()) + block * dst->stride_bytes(0) +
+                             offset * dst->stride_bytes(1) + h * dst->stride_bytes(2);
+                if (!kernels::cpu::convert_row(row, type, slot, src->dim(2))) ok = false;
+              }
+            }
+          }
+        });
+    if (!ok) return unimplemented("kv_append: cache {} is not supported", k_cache.describe());
     return Status::ok_status();
   }
 

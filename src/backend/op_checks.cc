@@ -241,6 +241,150 @@ Status check_convert(const Tensor& src, const Tensor& dst) {
   return check_same_shape(kOp, "src", src, "dst", dst);
 }
 
+namespace {
+
+// The paged KV cache pair: 4-D, f32|f16, same dtype, blocks, block size and kv heads. An
+// aliased v_cache (MLA) must be a view of k_cache's leading Dv values.
+Status check_paged_caches(std::string_view op, const Tensor& k, const Tensor& v) {
+  TESSERA_RETURN_IF_ERROR(check_layout(op, "k_cache", k, 4, 4));
+  TESSERA_RETURN_IF_ERROR(check_layout(op, "v_cache", v, 4, 4));
+  if (k.dtype() != DType::kF32 && k.dtype() != DType::kF16) {
+    return invalid_argument("{}: k_cache {} must be f32 or f16", op, k.describe());
+  }
+  TESSERA_RETURN_IF_ERROR(check_dtype(op, "v_cache", v, k.dtype()));
+  if (k.dim(0) != v.dim(0) || k.dim(1) != v.dim(1) || k.dim(2) != v.dim(2)) {
+    return invalid_argument("{}: k_cache {} and v_cache {} disagree on blocks, block size or kv "
+                            "heads", op, k.describe(), v.describe());
+  }
+  if (k.dim(0) <= 0 || k.dim(1) <= 0 || k.dim(2) <= 0) {
+    return invalid_argument("{}: k_cache {} needs at least one block, slot and kv head", op,
+                            k.describe());
+  }
+  if (v.data() == k.data()) {
+    for (int d = 0; d < 3; ++d) {
+      if (v.stride_bytes(d) != k.stride_bytes(d)) {
+        return invalid_argument("{}: v_cache {} aliases k_cache {} but is not a view of its "
+                                "leading values (stride {} vs {} of dim {})", op, v.describe(),
+                                k.describe(), v.stride_bytes(d), k.stride_bytes(d), d);
+      }
+    }
+    if (v.dim(3) > k.dim(3)) {
+      return invalid_argument("{}: v_cache {} aliases k_cache {} so Dv ({}) must be <= D ({})",
+                              op, v.describe(), k.describe(), v.dim(3), k.dim(3));
+    }
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Status check_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                             std::span<const int32_t> query_start,
+                             std::span<const int32_t> seq_lens, const Tensor& block_tables,
+                             float scale, const Tensor& out) {
+  constexpr std::string_view kOp = "paged_attention";
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "q", q, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "out", out, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "block_tables", block_tables, 2, 2));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "q", q, DType::kF32));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "out", out, DType::kF32));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "block_tables", block_tables, DType::kI32));
+  TESSERA_RETURN_IF_ERROR(check_paged_caches(kOp, k, v));
+  const int64_t num_tokens = q.dim(0);
+  const int64_t hq = q.dim(1);
+  const int64_t num_blocks = k.dim(0);
+  const int64_t block_size = k.dim(1);
+  const int64_t hkv = k.dim(2);
+  if (k.dim(3) != q.dim(2)) {
+    return invalid_argument("paged_attention: q {} and k_cache {} disagree on head_dim",
+                            q.describe(), k.describe());
+  }
+  if (hq % hkv != 0) {
+    return invalid_argument("paged_attention: q heads ({}) must be a multiple of kv heads ({})",
+                            hq, hkv);
+  }
+  if (out.dim(0) != num_tokens || out.dim(1) != hq || out.dim(2) != v.dim(3)) {
+    return invalid_argument("paged_attention: out {} must be f32[{}, {}, {}] (q {}, v_cache {})",
+                            out.describe(), num_tokens, hq, v.dim(3), q.describe(),
+                            v.describe());
+  }
+  const int64_t num_seqs = static_cast<int64_t>(seq_lens.size());
+  if (static_cast<int64_t>(query_start.size()) != num_seqs + 1) {
+    return invalid_argument("paged_attention: query_start has {} entries but {} seq_lens need "
+                            "{}", query_start.size(), num_seqs, num_seqs + 1);
+  }
+  if (block_tables.dim(0) != num_seqs) {
+    return invalid_argument("paged_attention: block_tables {} must have one row per sequence "
+                            "({})", block_tables.describe(), num_seqs);
+  }
+  if (query_start[0] != 0 || query_start[num_seqs] != num_tokens) {
+    return invalid_argument("paged_attention: query_start must run from 0 to num_tokens {} "
+                            "(q {}), got {} .. {}", num_tokens, q.describe(), query_start[0],
+                            query_start[num_seqs]);
+  }
+  const int64_t max_blocks = block_tables.dim(1);
+  const int64_t row_stride = block_tables.stride_bytes(0) / 4;
+  const auto* table = block_tables.data_as<const int32_t>();
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    const int64_t n = static_cast<int64_t>(query_start[s + 1]) - query_start[s];
+    if (n < 0) {
+      return invalid_argument("paged_attention: query_start is not monotone at sequence {} "
+                              "({} then {})", s, query_start[s], query_start[s + 1]);
+    }
+    if (seq_lens[s] < n) {
+      return invalid_argument("paged_attention: sequence {} has {} new tokens but seq_len {} "
+                              "(must be >= its new tokens)", s, n, seq_lens[s]);
+    }
+    const int64_t used_blocks = (static_cast<int64_t>(seq_lens[s]) + block_size - 1) / block_size;
+    if (used_blocks > max_blocks) {
+      return invalid_argument("paged_attention: sequence {} (seq_len {}) needs {} blocks of {} "
+                              "but block_tables {} has {} per sequence", s, seq_lens[s],
+                              used_blocks, block_size, block_tables.describe(), max_blocks);
+    }
+    for (int64_t b = 0; b < used_blocks; ++b) {
+      const int32_t id = table[s * row_stride + b];
+      if (id < 0 || id >= num_blocks) {
+        return invalid_argument("paged_attention: block id {} (sequence {}, logical block {}) is "
+                                "outside the cache {} ({} blocks)", id, s, b, k.describe(),
+                                num_blocks);
+      }
+    }
+  }
+  if (!std::isfinite(scale)) {
+    return invalid_argument("paged_attention: scale {} must be finite", scale);
+  }
+  return Status::ok_status();
+}
+
+Status check_kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
+                       const Tensor& k_cache, const Tensor& v_cache) {
+  constexpr std::string_view kOp = "kv_append";
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "k", k, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "v", v, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "k", k, DType::kF32));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "v", v, DType::kF32));
+  TESSERA_RETURN_IF_ERROR(check_paged_caches(kOp, k_cache, v_cache));
+  const int64_t num_tokens = k.dim(0);
+  if (v.dim(0) != num_tokens || k.dim(1) != k_cache.dim(2) || v.dim(1) != v_cache.dim(2) ||
+      k.dim(2) != k_cache.dim(3) || v.dim(2) != v_cache.dim(3)) {
+    return invalid_argument("kv_append: k {} and v {} must be [num_tokens, kv heads, head_dim] "
+                            "of k_cache {} and v_cache {}", k.describe(), v.describe(),
+                            k_cache.describe(), v_cache.describe());
+  }
+  if (static_cast<int64_t>(slot_mapping.size()) != num_tokens) {
+    return invalid_argument("kv_append: k {} has {} tokens but {} slots were given",
+                            k.describe(), num_tokens, slot_mapping.size());
+  }
+  const int64_t num_slots = k_cache.dim(0) * k_cache.dim(1);
+  for (size_t t = 0; t < slot_mapping.size(); ++t) {
+    if (slot_mapping[t] >= num_slots) {
+      return invalid_argument("kv_append: slot {} at token {} is outside the cache {} ({} "
+                              "slots)", slot_mapping[t], t, k_cache.describe(), num_slots);
+    }
+  }
+  return Status::ok_status();
+}
+
 RowView row_view(const Tensor& t) {
   RowView v;
   v.base = static_cast<char*>(t.data());
@@ -258,6 +402,11 @@ RowView row_view(const Tensor& t) {
 Strides3 elem_strides3(const Tensor& t) {
   const int64_t elem = dtype_info(t.dtype()).block_bytes;
   return {t.stride_bytes(0) / elem, t.stride_bytes(1) / elem};
+}
+
+Strides4 elem_strides4(const Tensor& t) {
+  const int64_t elem = dtype_info(t.dtype()).block_bytes;
+  return {t.stride_bytes(0) / elem, t.stride_bytes(1) / elem, t.stride_bytes(2) / elem};
 }
 
 kernels::RopeSpec to_rope_spec(const RopeParams& p) {

@@ -96,6 +96,8 @@ Tolerance tolerance(const std::string& key) {
       {"silu_mul", {Check::kNmse, 1e-7}},
       {"add", {Check::kNmse, 1e-7}},
       {"attention", {Check::kNmseCosine, 1e-7, 1e-6}},
+      {"paged_attention", {Check::kNmseCosine, 1e-7, 1e-6}},
+      {"kv_append", {Check::kBitwise}},  // f32 copies, f16 round-to-nearest-even: both exact
       {"matmul", {Check::kNmse, 5e-4}},
   };
   const auto it = kTable.find(key);

@@ -88,6 +88,8 @@ struct OpCase {
 
 // Every case of the registry (ops_cases.cc).
 std::vector<OpCase> all_cases();
+// The paged KV op cases (ops_cases_paged.cc); all_cases() includes them.
+void add_paged_cases(std::vector<OpCase>& cases);
 
 // A backend under test: the CPU backend at one ISA, or CUDA (absent for now).
 struct BackendEntry {

@@ -115,7 +115,7 @@ TEST(OpsRegistryMeta, CaseNamesAreUniqueAndEveryOpIsCovered) {
     ops.insert(static_cast<int>(c.op));
     (void)tolerance(c.tol);  // every case names a row of the table
   }
-  EXPECT_EQ(ops.size(), 8u) << "every Backend op needs cases";
+  EXPECT_EQ(ops.size(), 10u) << "every Backend op needs cases";
 }
 
 }  // namespace
@@ -127,7 +127,14 @@ namespace {
 // A backend that is the reference with one planted bug; the harness must catch each.
 class BrokenBackend final : public backend::Backend {
  public:
-  enum class Bug { kUnwrittenElement, kWritePastEnd, kSmallError, kReadsUnusedKv, kTouchesInput };
+  enum class Bug {
+    kUnwrittenElement,
+    kWritePastEnd,
+    kSmallError,
+    kReadsUnusedKv,
+    kTouchesInput,
+    kReadsPastSeqEnd,
+  };
   explicit BrokenBackend(Bug bug) : bug_(bug), ref_(backend::make_reference_backend()) {}
   std::string_view name() const override { return "broken"; }
   bool supports(backend::Op op, DType a, DType b) const override {
@@ -169,6 +176,20 @@ class BrokenBackend final : public backend::Backend {
     return Status::ok_status();
   }
   Status convert(const Tensor& s, Tensor d) override { return ref_->convert(s, d); }
+  Status paged_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                         std::span<const int32_t> query_start, std::span<const int32_t> seq_lens,
+                         const Tensor& block_tables, float scale, Tensor out) override {
+    if (bug_ != Bug::kReadsPastSeqEnd) {
+      return ref_->paged_attention(q, k, v, query_start, seq_lens, block_tables, scale, out);
+    }
+    std::vector<int32_t> longer(seq_lens.begin(), seq_lens.end());
+    longer[0] += 1;  // sequence 0 also reads the (poisoned) slot after its last token
+    return ref_->paged_attention(q, k, v, query_start, longer, block_tables, scale, out);
+  }
+  Status kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slots,
+                   Tensor k_cache, Tensor v_cache) override {
+    return ref_->kv_append(k, v, slots, k_cache, v_cache);
+  }
 
  private:
   Bug bug_;
@@ -204,6 +225,10 @@ TEST(OpsRegistryMeta, HarnessCatchesPlantedBugs) {
             std::string::npos);
   EXPECT_NE(run_against("attention/decode_gqa_kvf32_t1_hq9_hkv3_d64_dv64_slots40_strided",
                         Bug::kReadsUnusedKv)
+                .find("NaN"),
+            std::string::npos);
+  EXPECT_NE(run_against("paged_attention/mixed_bs16_gqa1_kvf32_hq4_hkv4_d64_dv64_bs16_strided",
+                        Bug::kReadsPastSeqEnd)
                 .find("NaN"),
             std::string::npos);
 }

@@ -23,6 +23,8 @@ enum class Op {
   kSiluMul,
   kAdd,
   kConvert,
+  kPagedAttention,  // supports(op, cache dtype, _)
+  kKvAppend,        // supports(op, cache dtype, _)
 };
 
 // Rotary embedding parameters, named as HF's rope_scaling fields.
@@ -87,6 +89,36 @@ class Backend {
 
   // dst = src converted elementwise (f32 -> f32/f16/bf16), same shape; used for KV writes.
   virtual Status convert(const Tensor& src, Tensor dst) = 0;
+
+  // Causal GQA attention over a paged KV cache for one packed step (DESIGN.md "One step's
+  // batch"): several sequences, prefill chunks and decodes mixed, no padding.
+  //   q             f32 [num_tokens, Hq, D]              (rows may be strided)
+  //   k_cache       f32|f16 [num_blocks, block_size, Hkv, D]
+  //   v_cache       f32|f16 [num_blocks, block_size, Hkv, Dv]   same dtype as k_cache
+  //   query_start   [num_seqs + 1]   0 = query_start[0] <= ... <= query_start[num_seqs] =
+  //                                  num_tokens; seq s owns rows query_start[s]..[s+1]-1
+  //   seq_lens      [num_seqs]       cached + new tokens of seq s; n_s = its row count <= it
+  //   block_tables  i32 [num_seqs, max_blocks_per_seq]   physical block of each logical block
+  //   out           f32 [num_tokens, Hq, Dv]             (rows may be strided)
+  // Token i of seq s sits at position seq_lens[s] - n_s + i and attends keys 0..that position;
+  // key j lives at slot j % block_size of block block_tables[s, j / block_size]. Only the
+  // first ceil(seq_lens[s] / block_size) entries of a table row are read (each must be in
+  // [0, num_blocks)); later entries and unreferenced blocks may hold anything.
+  // MLA (latent cache): v_cache may alias k_cache: same data pointer and outer strides,
+  // Dv <= D, so V is the first Dv values of each K row (Hkv = 1 in DeepSeek's layout).
+  virtual Status paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                 std::span<const int32_t> query_start,
+                                 std::span<const int32_t> seq_lens, const Tensor& block_tables,
+                                 float scale, Tensor out) = 0;
+
+  // Writes new K/V rows into their cache slots: slot = block * block_size + offset.
+  //   k             f32 [num_tokens, Hkv, D]     v  f32 [num_tokens, Hkv, Dv]
+  //   slot_mapping  [num_tokens]   each in [0, num_blocks * block_size) or negative = skip;
+  //                                the non-negative ones must be distinct
+  //   k_cache, v_cache as in paged_attention; values are rounded to the cache dtype (f16:
+  //   round to nearest even). Skipped slots and every other slot are left untouched.
+  virtual Status kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
+                           Tensor k_cache, Tensor v_cache) = 0;
 };
 
 // The scalar reference backend (the oracle for tests) and the SIMD, threaded CPU backend.

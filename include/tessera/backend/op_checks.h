@@ -24,6 +24,12 @@ Status check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_c
 Status check_silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out);
 Status check_add(const Tensor& a, const Tensor& b, const Tensor& out);
 Status check_convert(const Tensor& src, const Tensor& dst);
+Status check_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                             std::span<const int32_t> query_start,
+                             std::span<const int32_t> seq_lens, const Tensor& block_tables,
+                             float scale, const Tensor& out);
+Status check_kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
+                       const Tensor& k_cache, const Tensor& v_cache);
 
 // A tensor of 1..4 dims seen as rows of its innermost dim; outer dims may have any strides.
 struct RowView {
@@ -51,6 +57,12 @@ struct Strides3 {
   int64_t s0, s1;
 };
 Strides3 elem_strides3(const Tensor& t);
+
+// Strides of a 4-D tensor in elements: {dim0, dim1, dim2} (dim3 is contiguous after the checks).
+struct Strides4 {
+  int64_t s0, s1, s2;
+};
+Strides4 elem_strides4(const Tensor& t);
 
 // Kernel-level rope description from the backend's parameters.
 kernels::RopeSpec to_rope_spec(const RopeParams& params);
