@@ -33,4 +33,12 @@ struct AppModel {
 Result<std::unique_ptr<backend::Backend>> open_backend(const std::string& name, int threads);
 Result<AppModel> open_app_model(const AppModelOptions& options);
 
+// The model's chat template source (GGUF tokenizer.chat_template; HF tokenizer_config.json
+// `chat_template` or chat_template.jinja), or an error saying there is none.
+Result<std::string> chat_template_source(const AppModel& app);
+// `user` rendered as one user turn plus the generation prompt, exactly as transformers'
+// apply_chat_template(..., add_generation_prompt=True) renders it; encode the result with
+// add_special_tokens = false.
+Result<std::string> chat_prompt(const AppModel& app, const std::string& user);
+
 }  // namespace tessera::apps

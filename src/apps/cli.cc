@@ -37,7 +37,8 @@ int run_cli(int argc, char** argv) {
   gen_cmd->add_option("--seed", gen.sampling.seed, "sampling seed")->capture_default_str();
   gen_cmd->add_option("--ctx", gen.model.max_context,
                       "KV cache size in tokens (0: min(model max, 4096))");
-  gen_cmd->add_flag("--chat", gen.chat, "wrap the prompt as a user turn (ChatML models)");
+  gen_cmd->add_flag("--chat", gen.chat,
+                    "render the prompt as a user turn with the model's chat template");
 
   PerplexityOptions ppl;
   CLI::App* ppl_cmd = app.add_subcommand("perplexity", "perplexity of a text file");

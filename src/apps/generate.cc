@@ -22,15 +22,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// NOTE: until the chat-template module lands, --chat knows one format: ChatML
-// (<|im_start|>role\n...<|im_end|>), used by SmolLM2 and Qwen2. Other models are refused.
-Result<std::string> chat_prompt(const text::Tokenizer& tok, const std::string& user) {
-  if (!tok.token_to_id("<|im_start|>") || !tok.token_to_id("<|im_end|>")) {
-    return unimplemented("--chat supports ChatML models only for now (no <|im_start|> token)");
-  }
-  return fmt::format("<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", user);
-}
-
 std::set<int32_t> stop_ids(const AppModel& app) {
   std::set<int32_t> ids;
   for (int64_t id : app.loaded.config.eos_token_id) ids.insert(static_cast<int32_t>(id));
@@ -56,14 +47,16 @@ int run_generate(const GenerateOptions& options) {
   const text::Tokenizer& tok = *app->tokenizer;
   std::string prompt = options.prompt;
   if (options.chat) {
-    Result<std::string> wrapped = chat_prompt(tok, prompt);
+    Result<std::string> wrapped = chat_prompt(*app, prompt);
     if (!wrapped.ok()) {
       fmt::print(stderr, "error: {}\n", wrapped.status().message());
       return 1;
     }
     prompt = *wrapped;
   }
-  std::vector<int32_t> ids = tok.encode(prompt, /*add_special_tokens=*/true);
+  // A rendered chat prompt already holds the special tokens the template wants (as
+  // transformers tokenizes it, with add_special_tokens=False).
+  std::vector<int32_t> ids = tok.encode(prompt, /*add_special_tokens=*/!options.chat);
   if (ids.empty()) {
     fmt::print(stderr, "error: the prompt encodes to no tokens\n");
     return 1;
