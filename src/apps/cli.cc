@@ -23,6 +23,11 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
 
   GenerateOptions gen;
+  // NOTE: the CLI samples like llama.cpp's by default (a tiny model at temperature 1 with no
+  // truncation rambles); the library's SamplingParams keep OpenAI's defaults for the API.
+  gen.sampling.temperature = 0.8f;
+  gen.sampling.top_k = 40;
+  gen.sampling.top_p = 0.95f;
   CLI::App* gen_cmd = app.add_subcommand("generate", "complete a prompt, streaming to stdout");
   add_model_options(gen_cmd, &gen.model);
   gen_cmd->add_option("--prompt,-p", gen.prompt, "prompt text")->required();
