@@ -10,9 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/moe.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/ref/quant.h"
 #include "src/backend/cpu_matmul.h"
+#include "src/backend/cpu_moe.h"
 #include "tessera/backend/backend.h"
 #include "tessera/backend/op_checks.h"
 #include "tessera/core/thread_pool.h"
@@ -48,6 +50,7 @@ class CpuBackend final : public Backend {
   bool supports(Op op, DType a, DType b) const override {
     switch (op) {
       case Op::kMatmul:
+      case Op::kMoeGroupedMatmul:
         return CpuMatmul::supports(a);
       case Op::kEmbedding:
         return dtype_info(a).is_quantized || a == DType::kF32 || a == DType::kF16 ||
@@ -62,6 +65,7 @@ class CpuBackend final : public Backend {
       case Op::kRope:
       case Op::kSiluMul:
       case Op::kAdd:
+      case Op::kMoeRoute:
         return true;
     }
     return false;
@@ -328,8 +332,35 @@ class CpuBackend final : public Backend {
     return Status::ok_status();
   }
 
+  Status moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
+                   Tensor out_ids, Tensor out_weights) override {
+    TESSERA_RETURN_IF_ERROR(check_moe_route(logits, bias, params, out_ids, out_weights));
+    const kernels::MoeRouteSpec spec = to_moe_route_spec(params, logits.dim(1));
+    const float* b = bias.empty() ? nullptr : bias.data_as<const float>();
+    default_thread_pool().parallel_for(
+        logits.dim(0), rows_per_chunk(8 * logits.dim(1)), [&](int64_t begin, int64_t end) {
+          for (int64_t t = begin; t < end; ++t) {
+            kernels::cpu::moe_route_token(logits.row(t).data_as<const float>(), b, spec,
+                                          out_ids.row(t).data_as<int32_t>(),
+                                          out_weights.row(t).data_as<float>());
+          }
+        });
+    return Status::ok_status();
+  }
+
+  Status moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
+                            Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_moe_grouped_matmul(x, w, ids, out));
+    if (!CpuMatmul::supports(w.dtype())) {
+      return unimplemented("moe_grouped_matmul: the CPU backend has no kernel for weight {}",
+                           w.describe());
+    }
+    return moe_matmul_.run(default_thread_pool(), matmul_, x, w, ids, out);
+  }
+
  private:
   CpuMatmul matmul_;
+  CpuMoeMatmul moe_matmul_;
   std::mutex rope_mutex_;
   bool rope_cached_ = false;
   kernels::RopeSpec rope_spec_;

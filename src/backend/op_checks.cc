@@ -385,6 +385,100 @@ Status check_kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t
   return Status::ok_status();
 }
 
+Status check_moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
+                       const Tensor& out_ids, const Tensor& out_weights) {
+  constexpr std::string_view kOp = "moe_route";
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "logits", logits, 2, 2));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "out_ids", out_ids, 2, 2));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "out_weights", out_weights, 2, 2));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "logits", logits, DType::kF32));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "out_ids", out_ids, DType::kI32));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "out_weights", out_weights, DType::kF32));
+  const int64_t tokens = logits.dim(0), experts = logits.dim(1);
+  if (!bias.empty()) {
+    TESSERA_RETURN_IF_ERROR(check_layout(kOp, "bias", bias, 1, 1));
+    TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "bias", bias, DType::kF32));
+    if (bias.dim(0) != experts) {
+      return invalid_argument("moe_route: bias {} must have {} values (logits {})",
+                              bias.describe(), experts, logits.describe());
+    }
+    if (params.scoring != MoeRouteParams::Scoring::kSigmoid) {
+      return invalid_argument("moe_route: a selection bias needs sigmoid scoring");
+    }
+  }
+  if (params.top_k < 1 || params.top_k > experts) {
+    return invalid_argument("moe_route: top_k {} must be in [1, {}] (logits {})", params.top_k,
+                            experts, logits.describe());
+  }
+  if (params.n_group < 1 || experts % params.n_group != 0) {
+    return invalid_argument("moe_route: n_group {} must divide the {} experts", params.n_group,
+                            experts);
+  }
+  if (params.topk_group < 1 || params.topk_group > params.n_group) {
+    return invalid_argument("moe_route: topk_group {} must be in [1, n_group {}]",
+                            params.topk_group, params.n_group);
+  }
+  if (params.top_k > params.topk_group * (experts / params.n_group)) {
+    return invalid_argument("moe_route: top_k {} exceeds the {} experts of {} kept groups",
+                            params.top_k, params.topk_group * (experts / params.n_group),
+                            params.topk_group);
+  }
+  if (params.scoring == MoeRouteParams::Scoring::kSigmoid && params.n_group > 1 &&
+      experts / params.n_group < 2) {
+    return invalid_argument("moe_route: sigmoid group scores need >= 2 experts per group ({} / {})",
+                            experts, params.n_group);
+  }
+  if (!std::isfinite(params.routed_scaling_factor)) {
+    return invalid_argument("moe_route: routed_scaling_factor {} is not finite",
+                            params.routed_scaling_factor);
+  }
+  for (const Tensor* o : {&out_ids, &out_weights}) {
+    if (o->dim(0) != tokens || o->dim(1) != params.top_k) {
+      return invalid_argument("moe_route: {} must be [{}, {}] for logits {} and top_k {}",
+                              o->describe(), tokens, params.top_k, logits.describe(),
+                              params.top_k);
+    }
+  }
+  return Status::ok_status();
+}
+
+Status check_moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
+                                const Tensor& out) {
+  constexpr std::string_view kOp = "moe_grouped_matmul";
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "x", x, 2, 2));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "w", w, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "ids", ids, 2, 2));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "out", out, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "x", x, DType::kF32));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "ids", ids, DType::kI32));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "out", out, DType::kF32));
+  if (x.dim(1) != w.dim(2)) {
+    return invalid_argument("moe_grouped_matmul: x {} and w {} disagree on K ({} vs {})",
+                            x.describe(), w.describe(), x.dim(1), w.dim(2));
+  }
+  if (ids.dim(0) != x.dim(0)) {
+    return invalid_argument("moe_grouped_matmul: ids {} must have {} rows (x {})",
+                            ids.describe(), x.dim(0), x.describe());
+  }
+  if (out.dim(0) != x.dim(0) || out.dim(1) != ids.dim(1) || out.dim(2) != w.dim(1)) {
+    return invalid_argument("moe_grouped_matmul: out {} must be f32[{}, {}, {}] for x {}, ids {} "
+                            "and w {}", out.describe(), x.dim(0), ids.dim(1), w.dim(1),
+                            x.describe(), ids.describe(), w.describe());
+  }
+  const int64_t experts = w.dim(0);
+  for (int64_t t = 0; t < ids.dim(0); ++t) {
+    const auto* row = reinterpret_cast<const int32_t*>(static_cast<const char*>(ids.data()) +
+                                                       t * ids.stride_bytes(0));
+    for (int64_t j = 0; j < ids.dim(1); ++j) {
+      if (row[j] < 0 || row[j] >= experts) {
+        return invalid_argument("moe_grouped_matmul: ids[{}, {}] = {} is not an expert of w {}",
+                                t, j, row[j], w.describe());
+      }
+    }
+  }
+  return Status::ok_status();
+}
+
 RowView row_view(const Tensor& t) {
   RowView v;
   v.base = static_cast<char*>(t.data());
@@ -431,6 +525,18 @@ kernels::RopeSpec to_rope_spec(const RopeParams& p) {
   s.beta_slow = p.beta_slow;
   s.mscale = p.mscale;
   return s;
+}
+
+kernels::MoeRouteSpec to_moe_route_spec(const MoeRouteParams& params, int64_t num_experts) {
+  kernels::MoeRouteSpec spec;
+  spec.sigmoid = params.scoring == MoeRouteParams::Scoring::kSigmoid;
+  spec.num_experts = num_experts;
+  spec.top_k = params.top_k;
+  spec.n_group = params.n_group;
+  spec.topk_group = params.topk_group;
+  spec.norm_topk_prob = params.norm_topk_prob;
+  spec.routed_scaling_factor = params.routed_scaling_factor;
+  return spec;
 }
 
 }  // namespace tessera::backend

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "kernels/ref/matmul.h"
+#include "kernels/ref/moe.h"
 #include "kernels/ref/ops.h"
 #include "tessera/backend/backend.h"
 #include "tessera/backend/op_checks.h"
@@ -20,6 +21,7 @@ class ReferenceBackend final : public Backend {
     switch (op) {
       case Op::kEmbedding:
       case Op::kMatmul:
+      case Op::kMoeGroupedMatmul:
         return dtype_info(a).is_quantized || a == DType::kF32 || a == DType::kF16 ||
                a == DType::kBF16;
       case Op::kAttention:
@@ -32,6 +34,7 @@ class ReferenceBackend final : public Backend {
       case Op::kRope:
       case Op::kSiluMul:
       case Op::kAdd:
+      case Op::kMoeRoute:
         return true;
     }
     return false;
@@ -214,6 +217,39 @@ class ReferenceBackend final : public Backend {
       if (!kernels::ref::convert_row(reinterpret_cast<const float*>(s.row(r)), dst.dtype(),
                                      d.row(r), s.row_elems)) {
         return unimplemented("convert: dst {} is not supported", dst.describe());
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
+                   Tensor out_ids, Tensor out_weights) override {
+    TESSERA_RETURN_IF_ERROR(check_moe_route(logits, bias, params, out_ids, out_weights));
+    const kernels::MoeRouteSpec spec = to_moe_route_spec(params, logits.dim(1));
+    const float* b = bias.empty() ? nullptr : bias.data_as<const float>();
+    for (int64_t t = 0; t < logits.dim(0); ++t) {
+      kernels::ref::moe_route_token(
+          logits.row(t).data_as<const float>(), b, spec, out_ids.row(t).data_as<int32_t>(),
+          out_weights.row(t).data_as<float>());
+    }
+    return Status::ok_status();
+  }
+
+  // One M = 1 matmul per (token, slot): the obviously-correct form the grouped CPU/CUDA paths
+  // are compared against.
+  Status moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
+                            Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_moe_grouped_matmul(x, w, ids, out));
+    for (int64_t t = 0; t < x.dim(0); ++t) {
+      const int32_t* row_ids = ids.row(t).data_as<const int32_t>();
+      for (int64_t j = 0; j < ids.dim(1); ++j) {
+        const Tensor we = w.row(row_ids[j]);
+        const bool ok = kernels::ref::matmul(we.dtype(), we.data(), we.stride_bytes(0),
+                                             x.row(t).data_as<const float>(), x.dim(1),
+                                             out.row(t).row(j).data_as<float>(), w.dim(1), 1,
+                                             w.dim(1), x.dim(1));
+        if (!ok) return unimplemented("moe_grouped_matmul: weight {} is not supported",
+                                      w.describe());
       }
     }
     return Status::ok_status();

@@ -310,6 +310,7 @@ std::vector<OpCase> all_cases() {
   add_binary_cases(cases, "add", Op::kAdd, 2.0f);
   add_convert_cases(cases);
   add_paged_cases(cases);
+  add_moe_cases(cases);
   return cases;
 }
 

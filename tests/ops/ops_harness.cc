@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <climits>
 #include <map>
 
 #include "kernels/ref/quant.h"
@@ -36,6 +37,11 @@ double decode(DType t, const uint8_t* p) {
       std::memcpy(&h, p, 2);
       return kernels::bf16_to_f32(h);
     }
+    case DType::kI32: {  // ids: compared bitwise (see compare_case)
+      int32_t i;
+      std::memcpy(&i, p, 4);
+      return i;
+    }
     default:
       return NAN;
   }
@@ -50,6 +56,9 @@ void store_value(DType t, uint8_t* p, float v) {
   } else if (t == DType::kBF16) {
     const uint16_t h = kernels::f32_to_bf16(v);
     std::memcpy(p, &h, 2);
+  } else if (t == DType::kI32) {  // integer outputs are poisoned with INT32_MIN, not NaN
+    const int32_t i = std::isnan(v) ? INT32_MIN : static_cast<int32_t>(v);
+    std::memcpy(p, &i, 4);
   }
 }
 
@@ -99,6 +108,9 @@ Tolerance tolerance(const std::string& key) {
       {"paged_attention", {Check::kNmseCosine, 1e-7, 1e-6}},
       {"kv_append", {Check::kBitwise}},  // f32 copies, f16 round-to-nearest-even: both exact
       {"matmul", {Check::kNmse, 5e-4}},
+      // i32 ids are always compared bitwise; this row is for the f32 weights.
+      {"moe_route", {Check::kNmse, 1e-7}},
+      {"moe_grouped_matmul", {Check::kNmse, 5e-4}},  // as matmul
   };
   const auto it = kTable.find(key);
   TESSERA_CHECK(it != kTable.end(), "no tolerance for '{}'", key);
@@ -267,7 +279,8 @@ std::string compare_case(const OpCase& c, CaseBuffers& ref, CaseBuffers& target)
       } else if ((std::isinf(r) || std::isinf(t)) && r != t) {
         failure = fmt::format("element {}: Inf mismatch (reference {}, got {})", idx, r, t);
       } else if (std::isfinite(r)) {
-        if (tol.check == Check::kBitwise && std::memcmp(rp + off, tp + off, n) != 0) {
+        const bool bitwise = tol.check == Check::kBitwise || dt == DType::kI32;
+        if (bitwise && std::memcmp(rp + off, tp + off, n) != 0) {
           failure = fmt::format("element {}: {} differs bitwise from the reference {}", idx, t, r);
         }
         err2 += (r - t) * (r - t);

@@ -90,6 +90,8 @@ struct OpCase {
 std::vector<OpCase> all_cases();
 // The paged KV op cases (ops_cases_paged.cc); all_cases() includes them.
 void add_paged_cases(std::vector<OpCase>& cases);
+// The mixture-of-experts op cases (ops_cases_moe.cc); all_cases() includes them.
+void add_moe_cases(std::vector<OpCase>& cases);
 
 // A backend under test: the CPU backend at one ISA, or CUDA (absent for now).
 struct BackendEntry {

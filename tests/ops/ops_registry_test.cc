@@ -115,7 +115,7 @@ TEST(OpsRegistryMeta, CaseNamesAreUniqueAndEveryOpIsCovered) {
     ops.insert(static_cast<int>(c.op));
     (void)tolerance(c.tol);  // every case names a row of the table
   }
-  EXPECT_EQ(ops.size(), 10u) << "every Backend op needs cases";
+  EXPECT_EQ(ops.size(), 12u) << "every Backend op needs cases";
 }
 
 }  // namespace
@@ -134,6 +134,7 @@ class BrokenBackend final : public backend::Backend {
     kReadsUnusedKv,
     kTouchesInput,
     kReadsPastSeqEnd,
+    kSwapsExperts,
   };
   explicit BrokenBackend(Bug bug) : bug_(bug), ref_(backend::make_reference_backend()) {}
   std::string_view name() const override { return "broken"; }
@@ -190,6 +191,18 @@ class BrokenBackend final : public backend::Backend {
                    Tensor k_cache, Tensor v_cache) override {
     return ref_->kv_append(k, v, slots, k_cache, v_cache);
   }
+  Status moe_route(const Tensor& logits, const Tensor& bias, const backend::MoeRouteParams& p,
+                   Tensor ids, Tensor weights) override {
+    TESSERA_RETURN_IF_ERROR(ref_->moe_route(logits, bias, p, ids, weights));
+    if (bug_ == Bug::kSwapsExperts) {  // token 0's first two experts swapped
+      std::swap(ids.data_as<int32_t>()[0], ids.data_as<int32_t>()[1]);
+    }
+    return Status::ok_status();
+  }
+  Status moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
+                            Tensor out) override {
+    return ref_->moe_grouped_matmul(x, w, ids, out);
+  }
 
  private:
   Bug bug_;
@@ -230,6 +243,10 @@ TEST(OpsRegistryMeta, HarnessCatchesPlantedBugs) {
   EXPECT_NE(run_against("paged_attention/mixed_bs16_gqa1_kvf32_hq4_hkv4_d64_dv64_bs16_strided",
                         Bug::kReadsPastSeqEnd)
                 .find("NaN"),
+            std::string::npos);
+  EXPECT_NE(run_against("moe_route/v3_sigmoid_bias_e16_top2_g4_kg2_norm_t7_strided",
+                        Bug::kSwapsExperts)
+                .find("bitwise"),
             std::string::npos);
 }
 

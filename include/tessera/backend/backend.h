@@ -25,6 +25,8 @@ enum class Op {
   kConvert,
   kPagedAttention,  // supports(op, cache dtype, _)
   kKvAppend,        // supports(op, cache dtype, _)
+  kMoeRoute,         // supports(op, _, _)
+  kMoeGroupedMatmul, // supports(op, weight dtype, _)
 };
 
 // Rotary embedding parameters, named as HF's rope_scaling fields.
@@ -49,6 +51,25 @@ struct RopeParams {
   float beta_slow = 1.0f;
   float mscale = 1.0f;           // attention scaling of cos/sin: yarn_get_mscale(factor, mscale)
   float mscale_all_dim = 0.0f;   // DeepSeek: divides mscale (see model code for the softmax fix)
+};
+
+// Mixture-of-experts router, named as HF's config fields (docs/ops.md "moe_route").
+//   kSigmoid (DeepSeek-V3 "noaux_tc"): score = sigmoid(logit); selection uses score + bias
+//     (e_score_correction_bias, optional); a group's score is the sum of its top-2 biased
+//     scores; the best topk_group groups stay, the others' scores become 0 (transformers'
+//     masked_fill 0.0); top_k over what remains; weights = unbiased scores of the chosen.
+//   kSoftmax (DeepSeek-V2 greedy / group_limited_greedy, Mixtral): probs = softmax(logits); a
+//     group's score is its max prob (n_group > 1 only); top_k; weights = their probs.
+// Then, both: weights /= (sum + 1e-20) if norm_topk_prob; weights *= routed_scaling_factor.
+// Ties pick the lower expert index; a token's ids are in descending selection score.
+struct MoeRouteParams {
+  enum class Scoring { kSoftmax, kSigmoid };
+  Scoring scoring = Scoring::kSoftmax;
+  int top_k = 1;
+  int n_group = 1;
+  int topk_group = 1;
+  bool norm_topk_prob = false;
+  float routed_scaling_factor = 1.0f;
 };
 
 class Backend {
@@ -119,6 +140,23 @@ class Backend {
   //   round to nearest even). Skipped slots and every other slot are left untouched.
   virtual Status kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
                            Tensor k_cache, Tensor v_cache) = 0;
+
+  // Picks each token's experts and their weights (see MoeRouteParams).
+  //   logits       f32 [T, E]          (rows may be strided)
+  //   bias         f32 [E] or empty    (kSigmoid only: selection bias)
+  //   out_ids      i32 [T, top_k]      (rows may be strided)
+  //   out_weights  f32 [T, top_k]      (rows may be strided)
+  virtual Status moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
+                           Tensor out_ids, Tensor out_weights) = 0;
+
+  // Grouped expert matmul: out[t, j, :] = x[t, :] @ w[ids[t, j]]^T.
+  //   x    f32 [T, K]          (rows may be strided)
+  //   w    [E, N, K]           any matmul weight dtype, experts stacked on dim 0
+  //   ids  i32 [T, top_k]      each in [0, E) (checked: a bad id is invalid_argument)
+  //   out  f32 [T, top_k, N]   (rows may be strided)
+  // Backends group by expert (one matmul per active expert over its gathered rows).
+  virtual Status moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
+                                    Tensor out) = 0;
 };
 
 // The scalar reference backend (the oracle for tests) and the SIMD, threaded CPU backend.

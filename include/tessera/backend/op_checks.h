@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 
+#include "kernels/ref/moe.h"
 #include "kernels/ref/ops.h"
 #include "tessera/backend/backend.h"
 #include "tessera/core/status.h"
@@ -30,6 +31,10 @@ Status check_paged_attention(const Tensor& q, const Tensor& k_cache, const Tenso
                              float scale, const Tensor& out);
 Status check_kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
                        const Tensor& k_cache, const Tensor& v_cache);
+Status check_moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
+                       const Tensor& out_ids, const Tensor& out_weights);
+Status check_moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
+                                const Tensor& out);
 
 // A tensor of 1..4 dims seen as rows of its innermost dim; outer dims may have any strides.
 struct RowView {
@@ -66,5 +71,7 @@ Strides4 elem_strides4(const Tensor& t);
 
 // Kernel-level rope description from the backend's parameters.
 kernels::RopeSpec to_rope_spec(const RopeParams& params);
+// Kernel-level router description from the backend's parameters.
+kernels::MoeRouteSpec to_moe_route_spec(const MoeRouteParams& params, int64_t num_experts);
 
 }  // namespace tessera::backend
