@@ -31,8 +31,8 @@ int64_t rows_per_chunk(int64_t row_elems) {
 
 bool same_spec(const kernels::RopeSpec& a, const kernels::RopeSpec& b) {
   return a.style == b.style && a.rot_dim == b.rot_dim && a.theta == b.theta &&
-         a.scaling == b.scaling && a.factor == b.factor &&
-         a.low_freq_factor == b.low_freq_factor && a.high_freq_factor == b.high_freq_factor &&
+         a.scaling == b.scaling && a.factor == b.factor && a.low_freq_factor == b.low_freq_factor &&
+         a.high_freq_factor == b.high_freq_factor &&
          a.original_max_position_embeddings == b.original_max_position_embeddings &&
          a.beta_fast == b.beta_fast && a.beta_slow == b.beta_slow && a.mscale == b.mscale;
 }
@@ -146,8 +146,7 @@ class CpuBackend final : public Backend {
           float* sin = cos + half;
           for (int64_t t = b; t < e; ++t) {
             kernels::cpu::rope_cos_sin(freqs, half, positions[t], attention_factor, cos, sin);
-            kernels::cpu::rope_apply(base + t * s.s0, num_heads, s.s1, cos, sin, half,
-                                     spec.style);
+            kernels::cpu::rope_apply(base + t * s.s0, num_heads, s.s1, cos, sin, half, spec.style);
           }
         });
     return Status::ok_status();
@@ -156,31 +155,8 @@ class CpuBackend final : public Backend {
   Status attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                    std::span<const int32_t> positions, float scale, Tensor out) override {
     TESSERA_RETURN_IF_ERROR(check_attention(q, k_cache, v_cache, positions, scale, out));
-    const Strides3 qs = elem_strides3(q);
-    const Strides3 ks = elem_strides3(k_cache);
-    const Strides3 vs = elem_strides3(v_cache);
-    const Strides3 os = elem_strides3(out);
-    kernels::ref::AttentionArgs a{};
-    a.q = q.data_as<const float>();
-    a.q_tok = qs.s0;
-    a.q_head = qs.s1;
-    a.k = k_cache.data();
-    a.k_tok = ks.s0;
-    a.k_head = ks.s1;
-    a.v = v_cache.data();
-    a.v_tok = vs.s0;
-    a.v_head = vs.s1;
-    a.kv_type = k_cache.dtype();
-    a.out = out.data_as<float>();
-    a.o_tok = os.s0;
-    a.o_head = os.s1;
-    a.num_tokens = q.dim(0);
-    a.num_q_heads = q.dim(1);
-    a.num_kv_heads = k_cache.dim(1);
-    a.head_dim = q.dim(2);
-    a.v_head_dim = v_cache.dim(2);
-    a.positions = positions.data();
-    a.scale = scale;
+    const kernels::ref::AttentionArgs a =
+        to_attention_args(q, k_cache, v_cache, positions, scale, out);
     if (a.num_tokens == 0) return Status::ok_status();
     const int32_t max_pos = *std::max_element(positions.begin(), positions.end());
     const int64_t num_pairs = a.num_tokens * a.num_q_heads;
@@ -201,37 +177,8 @@ class CpuBackend final : public Backend {
                          const Tensor& block_tables, float scale, Tensor out) override {
     TESSERA_RETURN_IF_ERROR(check_paged_attention(q, k_cache, v_cache, query_start, seq_lens,
                                                   block_tables, scale, out));
-    const Strides3 qs = elem_strides3(q);
-    const Strides4 ks = elem_strides4(k_cache);
-    const Strides4 vs = elem_strides4(v_cache);
-    const Strides3 os = elem_strides3(out);
-    kernels::ref::PagedAttentionArgs a{};
-    a.q = q.data_as<const float>();
-    a.q_tok = qs.s0;
-    a.q_head = qs.s1;
-    a.k = k_cache.data();
-    a.k_block = ks.s0;
-    a.k_slot = ks.s1;
-    a.k_head = ks.s2;
-    a.v = v_cache.data();
-    a.v_block = vs.s0;
-    a.v_slot = vs.s1;
-    a.v_head = vs.s2;
-    a.kv_type = k_cache.dtype();
-    a.out = out.data_as<float>();
-    a.o_tok = os.s0;
-    a.o_head = os.s1;
-    a.num_seqs = static_cast<int64_t>(seq_lens.size());
-    a.num_q_heads = q.dim(1);
-    a.num_kv_heads = k_cache.dim(2);
-    a.head_dim = q.dim(2);
-    a.v_head_dim = v_cache.dim(3);
-    a.block_size = k_cache.dim(1);
-    a.query_start = query_start.data();
-    a.seq_lens = seq_lens.data();
-    a.block_tables = block_tables.data_as<const int32_t>();
-    a.bt_stride = block_tables.stride_bytes(0) / 4;
-    a.scale = scale;
+    const kernels::ref::PagedAttentionArgs a = to_paged_attention_args(
+        q, k_cache, v_cache, query_start, seq_lens, block_tables, scale, out);
     const int64_t num_tokens = q.dim(0);
     if (num_tokens == 0) return Status::ok_status();
     const int64_t num_pairs = num_tokens * a.num_q_heads;
@@ -322,8 +269,8 @@ class CpuBackend final : public Backend {
     default_thread_pool().parallel_for(
         s.num_rows, rows_per_chunk(s.row_elems), [&](int64_t b, int64_t e) {
           for (int64_t r = b; r < e; ++r) {
-            if (!kernels::cpu::convert_row(reinterpret_cast<const float*>(s.row(r)), type,
-                                           d.row(r), s.row_elems)) {
+            if (!kernels::cpu::convert_row(reinterpret_cast<const float*>(s.row(r)), type, d.row(r),
+                                           s.row_elems)) {
               ok = false;
             }
           }

@@ -21,8 +21,8 @@ Status check_layout(std::string_view op, std::string_view name, const Tensor& t,
     if (min_ndim == max_ndim) {
       return invalid_argument("{}: {} {} must have {} dims", op, name, t.describe(), min_ndim);
     }
-    return invalid_argument("{}: {} {} must have {} to {} dims", op, name, t.describe(),
-                            min_ndim, max_ndim);
+    return invalid_argument("{}: {} {} must have {} to {} dims", op, name, t.describe(), min_ndim,
+                            max_ndim);
   }
   const DTypeInfo& info = dtype_info(t.dtype());
   if (t.stride_bytes(-1) != info.block_bytes) {
@@ -35,8 +35,9 @@ Status check_layout(std::string_view op, std::string_view name, const Tensor& t,
   }
   for (int d = 0; d + 1 < t.ndim(); ++d) {
     if (t.stride_bytes(d) <= 0 || t.stride_bytes(d) % info.block_bytes != 0) {
-      return invalid_argument("{}: {} {} stride {} of dim {} is not a positive multiple of {} bytes",
-                              op, name, t.describe(), t.stride_bytes(d), d, info.block_bytes);
+      return invalid_argument(
+          "{}: {} {} stride {} of dim {} is not a positive multiple of {} bytes", op, name,
+          t.describe(), t.stride_bytes(d), d, info.block_bytes);
     }
   }
   return Status::ok_status();
@@ -87,8 +88,7 @@ Status check_embedding(const Tensor& table, std::span<const int32_t> ids, const 
   TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "out", out, DType::kF32));
   if (out.dim(0) != static_cast<int64_t>(ids.size()) || out.dim(1) != table.dim(1)) {
     return invalid_argument("embedding: out {} must be f32[{}, {}] for {} ids and table {}",
-                            out.describe(), ids.size(), table.dim(1), ids.size(),
-                            table.describe());
+                            out.describe(), ids.size(), table.dim(1), ids.size(), table.describe());
   }
   for (size_t t = 0; t < ids.size(); ++t) {
     if (ids[t] < 0 || ids[t] >= table.dim(0)) {
@@ -111,8 +111,8 @@ Status check_matmul(const Tensor& x, const Tensor& w, const Tensor& out) {
                             w.describe(), x.dim(1), w.dim(1));
   }
   if (out.dim(0) != x.dim(0) || out.dim(1) != w.dim(0)) {
-    return invalid_argument("matmul: out {} must be f32[{}, {}] for x {} and w {}",
-                            out.describe(), x.dim(0), w.dim(0), x.describe(), w.describe());
+    return invalid_argument("matmul: out {} must be f32[{}, {}] for x {} and w {}", out.describe(),
+                            x.dim(0), w.dim(0), x.describe(), w.describe());
   }
   return Status::ok_status();
 }
@@ -164,8 +164,8 @@ Status check_rope(const Tensor& x, std::span<const int32_t> positions, const Rop
         p.low_freq_factor, p.high_freq_factor, p.original_max_position_embeddings);
   }
   if (p.scaling == RopeParams::Scaling::kYarn &&
-      (p.original_max_position_embeddings <= 0 || !(p.beta_fast > 0.0f) ||
-       !(p.beta_slow > 0.0f) || !std::isfinite(p.mscale))) {
+      (p.original_max_position_embeddings <= 0 || !(p.beta_fast > 0.0f) || !(p.beta_slow > 0.0f) ||
+       !std::isfinite(p.mscale))) {
     return invalid_argument(
         "rope: yarn needs original_max_position_embeddings ({}) > 0, beta_fast ({}) and "
         "beta_slow ({}) > 0 and a finite mscale ({})",
@@ -197,16 +197,17 @@ Status check_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   const int64_t hkv = k.dim(1);
   const int64_t num_slots = k.dim(0);
   if (k.dim(2) != q.dim(2) || v.dim(0) != num_slots || v.dim(1) != hkv) {
-    return invalid_argument("attention: q {}, k_cache {} and v_cache {} disagree on head_dim, "
-                            "slots or kv heads", q.describe(), k.describe(), v.describe());
+    return invalid_argument(
+        "attention: q {}, k_cache {} and v_cache {} disagree on head_dim, "
+        "slots or kv heads",
+        q.describe(), k.describe(), v.describe());
   }
   if (hkv == 0 || hq % hkv != 0) {
     return invalid_argument("attention: q heads ({}) must be a multiple of kv heads ({})", hq, hkv);
   }
   if (out.dim(0) != num_tokens || out.dim(1) != hq || out.dim(2) != v.dim(2)) {
     return invalid_argument("attention: out {} must be f32[{}, {}, {}] (q {}, v_cache {})",
-                            out.describe(), num_tokens, hq, v.dim(2), q.describe(),
-                            v.describe());
+                            out.describe(), num_tokens, hq, v.dim(2), q.describe(), v.describe());
   }
   if (static_cast<int64_t>(positions.size()) != num_tokens) {
     return invalid_argument("attention: q {} has {} tokens but {} positions were given",
@@ -214,8 +215,10 @@ Status check_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   }
   for (size_t t = 0; t < positions.size(); ++t) {
     if (positions[t] < 0 || positions[t] >= num_slots) {
-      return invalid_argument("attention: position {} at token {} is outside the cache {} "
-                              "({} slots)", positions[t], t, k.describe(), num_slots);
+      return invalid_argument(
+          "attention: position {} at token {} is outside the cache {} "
+          "({} slots)",
+          positions[t], t, k.describe(), num_slots);
     }
   }
   if (!std::isfinite(scale)) return invalid_argument("attention: scale {} must be finite", scale);
@@ -253,8 +256,10 @@ Status check_paged_caches(std::string_view op, const Tensor& k, const Tensor& v)
   }
   TESSERA_RETURN_IF_ERROR(check_dtype(op, "v_cache", v, k.dtype()));
   if (k.dim(0) != v.dim(0) || k.dim(1) != v.dim(1) || k.dim(2) != v.dim(2)) {
-    return invalid_argument("{}: k_cache {} and v_cache {} disagree on blocks, block size or kv "
-                            "heads", op, k.describe(), v.describe());
+    return invalid_argument(
+        "{}: k_cache {} and v_cache {} disagree on blocks, block size or kv "
+        "heads",
+        op, k.describe(), v.describe());
   }
   if (k.dim(0) <= 0 || k.dim(1) <= 0 || k.dim(2) <= 0) {
     return invalid_argument("{}: k_cache {} needs at least one block, slot and kv head", op,
@@ -263,14 +268,15 @@ Status check_paged_caches(std::string_view op, const Tensor& k, const Tensor& v)
   if (v.data() == k.data()) {
     for (int d = 0; d < 3; ++d) {
       if (v.stride_bytes(d) != k.stride_bytes(d)) {
-        return invalid_argument("{}: v_cache {} aliases k_cache {} but is not a view of its "
-                                "leading values (stride {} vs {} of dim {})", op, v.describe(),
-                                k.describe(), v.stride_bytes(d), k.stride_bytes(d), d);
+        return invalid_argument(
+            "{}: v_cache {} aliases k_cache {} but is not a view of its "
+            "leading values (stride {} vs {} of dim {})",
+            op, v.describe(), k.describe(), v.stride_bytes(d), k.stride_bytes(d), d);
       }
     }
     if (v.dim(3) > k.dim(3)) {
-      return invalid_argument("{}: v_cache {} aliases k_cache {} so Dv ({}) must be <= D ({})",
-                              op, v.describe(), k.describe(), v.dim(3), k.dim(3));
+      return invalid_argument("{}: v_cache {} aliases k_cache {} so Dv ({}) must be <= D ({})", op,
+                              v.describe(), k.describe(), v.dim(3), k.dim(3));
     }
   }
   return Status::ok_status();
@@ -300,27 +306,31 @@ Status check_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                             q.describe(), k.describe());
   }
   if (hq % hkv != 0) {
-    return invalid_argument("paged_attention: q heads ({}) must be a multiple of kv heads ({})",
-                            hq, hkv);
+    return invalid_argument("paged_attention: q heads ({}) must be a multiple of kv heads ({})", hq,
+                            hkv);
   }
   if (out.dim(0) != num_tokens || out.dim(1) != hq || out.dim(2) != v.dim(3)) {
     return invalid_argument("paged_attention: out {} must be f32[{}, {}, {}] (q {}, v_cache {})",
-                            out.describe(), num_tokens, hq, v.dim(3), q.describe(),
-                            v.describe());
+                            out.describe(), num_tokens, hq, v.dim(3), q.describe(), v.describe());
   }
   const int64_t num_seqs = static_cast<int64_t>(seq_lens.size());
   if (static_cast<int64_t>(query_start.size()) != num_seqs + 1) {
-    return invalid_argument("paged_attention: query_start has {} entries but {} seq_lens need "
-                            "{}", query_start.size(), num_seqs, num_seqs + 1);
+    return invalid_argument(
+        "paged_attention: query_start has {} entries but {} seq_lens need "
+        "{}",
+        query_start.size(), num_seqs, num_seqs + 1);
   }
   if (block_tables.dim(0) != num_seqs) {
-    return invalid_argument("paged_attention: block_tables {} must have one row per sequence "
-                            "({})", block_tables.describe(), num_seqs);
+    return invalid_argument(
+        "paged_attention: block_tables {} must have one row per sequence "
+        "({})",
+        block_tables.describe(), num_seqs);
   }
   if (query_start[0] != 0 || query_start[num_seqs] != num_tokens) {
-    return invalid_argument("paged_attention: query_start must run from 0 to num_tokens {} "
-                            "(q {}), got {} .. {}", num_tokens, q.describe(), query_start[0],
-                            query_start[num_seqs]);
+    return invalid_argument(
+        "paged_attention: query_start must run from 0 to num_tokens {} "
+        "(q {}), got {} .. {}",
+        num_tokens, q.describe(), query_start[0], query_start[num_seqs]);
   }
   const int64_t max_blocks = block_tables.dim(1);
   const int64_t row_stride = block_tables.stride_bytes(0) / 4;
@@ -328,25 +338,31 @@ Status check_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v,
   for (int64_t s = 0; s < num_seqs; ++s) {
     const int64_t n = static_cast<int64_t>(query_start[s + 1]) - query_start[s];
     if (n < 0) {
-      return invalid_argument("paged_attention: query_start is not monotone at sequence {} "
-                              "({} then {})", s, query_start[s], query_start[s + 1]);
+      return invalid_argument(
+          "paged_attention: query_start is not monotone at sequence {} "
+          "({} then {})",
+          s, query_start[s], query_start[s + 1]);
     }
     if (seq_lens[s] < n) {
-      return invalid_argument("paged_attention: sequence {} has {} new tokens but seq_len {} "
-                              "(must be >= its new tokens)", s, n, seq_lens[s]);
+      return invalid_argument(
+          "paged_attention: sequence {} has {} new tokens but seq_len {} "
+          "(must be >= its new tokens)",
+          s, n, seq_lens[s]);
     }
     const int64_t used_blocks = (static_cast<int64_t>(seq_lens[s]) + block_size - 1) / block_size;
     if (used_blocks > max_blocks) {
-      return invalid_argument("paged_attention: sequence {} (seq_len {}) needs {} blocks of {} "
-                              "but block_tables {} has {} per sequence", s, seq_lens[s],
-                              used_blocks, block_size, block_tables.describe(), max_blocks);
+      return invalid_argument(
+          "paged_attention: sequence {} (seq_len {}) needs {} blocks of {} "
+          "but block_tables {} has {} per sequence",
+          s, seq_lens[s], used_blocks, block_size, block_tables.describe(), max_blocks);
     }
     for (int64_t b = 0; b < used_blocks; ++b) {
       const int32_t id = table[s * row_stride + b];
       if (id < 0 || id >= num_blocks) {
-        return invalid_argument("paged_attention: block id {} (sequence {}, logical block {}) is "
-                                "outside the cache {} ({} blocks)", id, s, b, k.describe(),
-                                num_blocks);
+        return invalid_argument(
+            "paged_attention: block id {} (sequence {}, logical block {}) is "
+            "outside the cache {} ({} blocks)",
+            id, s, b, k.describe(), num_blocks);
       }
     }
   }
@@ -367,19 +383,22 @@ Status check_kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t
   const int64_t num_tokens = k.dim(0);
   if (v.dim(0) != num_tokens || k.dim(1) != k_cache.dim(2) || v.dim(1) != v_cache.dim(2) ||
       k.dim(2) != k_cache.dim(3) || v.dim(2) != v_cache.dim(3)) {
-    return invalid_argument("kv_append: k {} and v {} must be [num_tokens, kv heads, head_dim] "
-                            "of k_cache {} and v_cache {}", k.describe(), v.describe(),
-                            k_cache.describe(), v_cache.describe());
+    return invalid_argument(
+        "kv_append: k {} and v {} must be [num_tokens, kv heads, head_dim] "
+        "of k_cache {} and v_cache {}",
+        k.describe(), v.describe(), k_cache.describe(), v_cache.describe());
   }
   if (static_cast<int64_t>(slot_mapping.size()) != num_tokens) {
-    return invalid_argument("kv_append: k {} has {} tokens but {} slots were given",
-                            k.describe(), num_tokens, slot_mapping.size());
+    return invalid_argument("kv_append: k {} has {} tokens but {} slots were given", k.describe(),
+                            num_tokens, slot_mapping.size());
   }
   const int64_t num_slots = k_cache.dim(0) * k_cache.dim(1);
   for (size_t t = 0; t < slot_mapping.size(); ++t) {
     if (slot_mapping[t] >= num_slots) {
-      return invalid_argument("kv_append: slot {} at token {} is outside the cache {} ({} "
-                              "slots)", slot_mapping[t], t, k_cache.describe(), num_slots);
+      return invalid_argument(
+          "kv_append: slot {} at token {} is outside the cache {} ({} "
+          "slots)",
+          slot_mapping[t], t, k_cache.describe(), num_slots);
     }
   }
   return Status::ok_status();
@@ -399,8 +418,8 @@ Status check_moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteP
     TESSERA_RETURN_IF_ERROR(check_layout(kOp, "bias", bias, 1, 1));
     TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "bias", bias, DType::kF32));
     if (bias.dim(0) != experts) {
-      return invalid_argument("moe_route: bias {} must have {} values (logits {})",
-                              bias.describe(), experts, logits.describe());
+      return invalid_argument("moe_route: bias {} must have {} values (logits {})", bias.describe(),
+                              experts, logits.describe());
     }
     if (params.scoring != MoeRouteParams::Scoring::kSigmoid) {
       return invalid_argument("moe_route: a selection bias needs sigmoid scoring");
@@ -435,8 +454,7 @@ Status check_moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteP
   for (const Tensor* o : {&out_ids, &out_weights}) {
     if (o->dim(0) != tokens || o->dim(1) != params.top_k) {
       return invalid_argument("moe_route: {} must be [{}, {}] for logits {} and top_k {}",
-                              o->describe(), tokens, params.top_k, logits.describe(),
-                              params.top_k);
+                              o->describe(), tokens, params.top_k, logits.describe(), params.top_k);
     }
   }
   return Status::ok_status();
@@ -457,13 +475,14 @@ Status check_moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& 
                             x.describe(), w.describe(), x.dim(1), w.dim(2));
   }
   if (ids.dim(0) != x.dim(0)) {
-    return invalid_argument("moe_grouped_matmul: ids {} must have {} rows (x {})",
-                            ids.describe(), x.dim(0), x.describe());
+    return invalid_argument("moe_grouped_matmul: ids {} must have {} rows (x {})", ids.describe(),
+                            x.dim(0), x.describe());
   }
   if (out.dim(0) != x.dim(0) || out.dim(1) != ids.dim(1) || out.dim(2) != w.dim(1)) {
-    return invalid_argument("moe_grouped_matmul: out {} must be f32[{}, {}, {}] for x {}, ids {} "
-                            "and w {}", out.describe(), x.dim(0), ids.dim(1), w.dim(1),
-                            x.describe(), ids.describe(), w.describe());
+    return invalid_argument(
+        "moe_grouped_matmul: out {} must be f32[{}, {}, {}] for x {}, ids {} "
+        "and w {}",
+        out.describe(), x.dim(0), ids.dim(1), w.dim(1), x.describe(), ids.describe(), w.describe());
   }
   const int64_t experts = w.dim(0);
   for (int64_t t = 0; t < ids.dim(0); ++t) {
@@ -471,8 +490,8 @@ Status check_moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& 
                                                        t * ids.stride_bytes(0));
     for (int64_t j = 0; j < ids.dim(1); ++j) {
       if (row[j] < 0 || row[j] >= experts) {
-        return invalid_argument("moe_grouped_matmul: ids[{}, {}] = {} is not an expert of w {}",
-                                t, j, row[j], w.describe());
+        return invalid_argument("moe_grouped_matmul: ids[{}, {}] = {} is not an expert of w {}", t,
+                                j, row[j], w.describe());
       }
     }
   }
@@ -506,14 +525,26 @@ Strides4 elem_strides4(const Tensor& t) {
 kernels::RopeSpec to_rope_spec(const RopeParams& p) {
   kernels::RopeSpec s;
   switch (p.style) {
-    case RopeParams::Style::kNeox: s.style = kernels::RopeSpec::Style::kNeox; break;
-    case RopeParams::Style::kInterleaved: s.style = kernels::RopeSpec::Style::kInterleaved; break;
+    case RopeParams::Style::kNeox:
+      s.style = kernels::RopeSpec::Style::kNeox;
+      break;
+    case RopeParams::Style::kInterleaved:
+      s.style = kernels::RopeSpec::Style::kInterleaved;
+      break;
   }
   switch (p.scaling) {
-    case RopeParams::Scaling::kNone: s.scaling = kernels::RopeSpec::Scaling::kNone; break;
-    case RopeParams::Scaling::kLinear: s.scaling = kernels::RopeSpec::Scaling::kLinear; break;
-    case RopeParams::Scaling::kLlama3: s.scaling = kernels::RopeSpec::Scaling::kLlama3; break;
-    case RopeParams::Scaling::kYarn: s.scaling = kernels::RopeSpec::Scaling::kYarn; break;
+    case RopeParams::Scaling::kNone:
+      s.scaling = kernels::RopeSpec::Scaling::kNone;
+      break;
+    case RopeParams::Scaling::kLinear:
+      s.scaling = kernels::RopeSpec::Scaling::kLinear;
+      break;
+    case RopeParams::Scaling::kLlama3:
+      s.scaling = kernels::RopeSpec::Scaling::kLlama3;
+      break;
+    case RopeParams::Scaling::kYarn:
+      s.scaling = kernels::RopeSpec::Scaling::kYarn;
+      break;
   }
   s.rot_dim = p.rot_dim;
   s.theta = p.theta;
@@ -537,6 +568,78 @@ kernels::MoeRouteSpec to_moe_route_spec(const MoeRouteParams& params, int64_t nu
   spec.norm_topk_prob = params.norm_topk_prob;
   spec.routed_scaling_factor = params.routed_scaling_factor;
   return spec;
+}
+
+kernels::ref::AttentionArgs to_attention_args(const Tensor& q, const Tensor& k_cache,
+                                              const Tensor& v_cache,
+                                              std::span<const int32_t> positions, float scale,
+                                              const Tensor& out) {
+  const Strides3 qs = elem_strides3(q);
+  const Strides3 ks = elem_strides3(k_cache);
+  const Strides3 vs = elem_strides3(v_cache);
+  const Strides3 os = elem_strides3(out);
+  kernels::ref::AttentionArgs a{};
+  a.q = q.data_as<const float>();
+  a.q_tok = qs.s0;
+  a.q_head = qs.s1;
+  a.k = k_cache.data();
+  a.k_tok = ks.s0;
+  a.k_head = ks.s1;
+  a.v = v_cache.data();
+  a.v_tok = vs.s0;
+  a.v_head = vs.s1;
+  a.kv_type = k_cache.dtype();
+  a.out = out.data_as<float>();
+  a.o_tok = os.s0;
+  a.o_head = os.s1;
+  a.num_tokens = q.dim(0);
+  a.num_q_heads = q.dim(1);
+  a.num_kv_heads = k_cache.dim(1);
+  a.head_dim = q.dim(2);
+  a.v_head_dim = v_cache.dim(2);
+  a.positions = positions.data();
+  a.scale = scale;
+  return a;
+}
+
+kernels::ref::PagedAttentionArgs to_paged_attention_args(const Tensor& q, const Tensor& k_cache,
+                                                         const Tensor& v_cache,
+                                                         std::span<const int32_t> query_start,
+                                                         std::span<const int32_t> seq_lens,
+                                                         const Tensor& block_tables, float scale,
+                                                         const Tensor& out) {
+  const Strides3 qs = elem_strides3(q);
+  const Strides4 ks = elem_strides4(k_cache);
+  const Strides4 vs = elem_strides4(v_cache);
+  const Strides3 os = elem_strides3(out);
+  kernels::ref::PagedAttentionArgs a{};
+  a.q = q.data_as<const float>();
+  a.q_tok = qs.s0;
+  a.q_head = qs.s1;
+  a.k = k_cache.data();
+  a.k_block = ks.s0;
+  a.k_slot = ks.s1;
+  a.k_head = ks.s2;
+  a.v = v_cache.data();
+  a.v_block = vs.s0;
+  a.v_slot = vs.s1;
+  a.v_head = vs.s2;
+  a.kv_type = k_cache.dtype();
+  a.out = out.data_as<float>();
+  a.o_tok = os.s0;
+  a.o_head = os.s1;
+  a.num_seqs = static_cast<int64_t>(seq_lens.size());
+  a.num_q_heads = q.dim(1);
+  a.num_kv_heads = k_cache.dim(2);
+  a.head_dim = q.dim(2);
+  a.v_head_dim = v_cache.dim(3);
+  a.block_size = k_cache.dim(1);
+  a.query_start = query_start.data();
+  a.seq_lens = seq_lens.data();
+  a.block_tables = block_tables.data_as<const int32_t>();
+  a.bt_stride = block_tables.stride_bytes(0) / 4;
+  a.scale = scale;
+  return a;
 }
 
 }  // namespace tessera::backend

@@ -57,10 +57,9 @@ class ReferenceBackend final : public Backend {
 
   Status matmul(const Tensor& x, const Tensor& w, Tensor out) override {
     TESSERA_RETURN_IF_ERROR(check_matmul(x, w, out));
-    const bool ok = kernels::ref::matmul(w.dtype(), w.data(), w.stride_bytes(0),
-                                         x.data_as<const float>(), x.stride_bytes(0) / 4,
-                                         out.data_as<float>(), out.stride_bytes(0) / 4, x.dim(0),
-                                         w.dim(0), x.dim(1));
+    const bool ok = kernels::ref::matmul(
+        w.dtype(), w.data(), w.stride_bytes(0), x.data_as<const float>(), x.stride_bytes(0) / 4,
+        out.data_as<float>(), out.stride_bytes(0) / 4, x.dim(0), w.dim(0), x.dim(1));
     if (!ok) return unimplemented("matmul: weight {} is not supported", w.describe());
     return Status::ok_status();
   }
@@ -91,31 +90,8 @@ class ReferenceBackend final : public Backend {
   Status attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                    std::span<const int32_t> positions, float scale, Tensor out) override {
     TESSERA_RETURN_IF_ERROR(check_attention(q, k_cache, v_cache, positions, scale, out));
-    const Strides3 qs = elem_strides3(q);
-    const Strides3 ks = elem_strides3(k_cache);
-    const Strides3 vs = elem_strides3(v_cache);
-    const Strides3 os = elem_strides3(out);
-    kernels::ref::AttentionArgs a{};
-    a.q = q.data_as<const float>();
-    a.q_tok = qs.s0;
-    a.q_head = qs.s1;
-    a.k = k_cache.data();
-    a.k_tok = ks.s0;
-    a.k_head = ks.s1;
-    a.v = v_cache.data();
-    a.v_tok = vs.s0;
-    a.v_head = vs.s1;
-    a.kv_type = k_cache.dtype();
-    a.out = out.data_as<float>();
-    a.o_tok = os.s0;
-    a.o_head = os.s1;
-    a.num_tokens = q.dim(0);
-    a.num_q_heads = q.dim(1);
-    a.num_kv_heads = k_cache.dim(1);
-    a.head_dim = q.dim(2);
-    a.v_head_dim = v_cache.dim(2);
-    a.positions = positions.data();
-    a.scale = scale;
+    const kernels::ref::AttentionArgs a =
+        to_attention_args(q, k_cache, v_cache, positions, scale, out);
     kernels::ref::attention(a);
     return Status::ok_status();
   }
@@ -125,37 +101,8 @@ class ReferenceBackend final : public Backend {
                          const Tensor& block_tables, float scale, Tensor out) override {
     TESSERA_RETURN_IF_ERROR(check_paged_attention(q, k_cache, v_cache, query_start, seq_lens,
                                                   block_tables, scale, out));
-    const Strides3 qs = elem_strides3(q);
-    const Strides4 ks = elem_strides4(k_cache);
-    const Strides4 vs = elem_strides4(v_cache);
-    const Strides3 os = elem_strides3(out);
-    kernels::ref::PagedAttentionArgs a{};
-    a.q = q.data_as<const float>();
-    a.q_tok = qs.s0;
-    a.q_head = qs.s1;
-    a.k = k_cache.data();
-    a.k_block = ks.s0;
-    a.k_slot = ks.s1;
-    a.k_head = ks.s2;
-    a.v = v_cache.data();
-    a.v_block = vs.s0;
-    a.v_slot = vs.s1;
-    a.v_head = vs.s2;
-    a.kv_type = k_cache.dtype();
-    a.out = out.data_as<float>();
-    a.o_tok = os.s0;
-    a.o_head = os.s1;
-    a.num_seqs = static_cast<int64_t>(seq_lens.size());
-    a.num_q_heads = q.dim(1);
-    a.num_kv_heads = k_cache.dim(2);
-    a.head_dim = q.dim(2);
-    a.v_head_dim = v_cache.dim(3);
-    a.block_size = k_cache.dim(1);
-    a.query_start = query_start.data();
-    a.seq_lens = seq_lens.data();
-    a.block_tables = block_tables.data_as<const int32_t>();
-    a.bt_stride = block_tables.stride_bytes(0) / 4;
-    a.scale = scale;
+    const kernels::ref::PagedAttentionArgs a = to_paged_attention_args(
+        q, k_cache, v_cache, query_start, seq_lens, block_tables, scale, out);
     kernels::ref::paged_attention(a);
     return Status::ok_status();
   }
@@ -171,9 +118,9 @@ class ReferenceBackend final : public Backend {
       for (const auto& [src, dst] : {std::pair<const Tensor*, Tensor*>{&k, &k_cache},
                                      std::pair<const Tensor*, Tensor*>{&v, &v_cache}}) {
         for (int64_t h = 0; h < src->dim(1); ++h) {
-          const auto* row = reinterpret_cast<const float*>(
-              static_cast<const char*>(src->data()) + t * src->stride_bytes(0) +
-              h * src->stride_bytes(1));
+          const auto* row =
+              reinterpret_cast<const float*>(static_cast<const char*>(src->data()) +
+                                             t * src->stride_bytes(0) + h * src->stride_bytes(1));
           char* slot = static_cast<char*>(dst->data()) + block * dst->stride_bytes(0) +
                        offset * dst->stride_bytes(1) + h * dst->stride_bytes(2);
           kernels::ref::convert_row(row, dst->dtype(), slot, src->dim(2));
@@ -228,9 +175,9 @@ class ReferenceBackend final : public Backend {
     const kernels::MoeRouteSpec spec = to_moe_route_spec(params, logits.dim(1));
     const float* b = bias.empty() ? nullptr : bias.data_as<const float>();
     for (int64_t t = 0; t < logits.dim(0); ++t) {
-      kernels::ref::moe_route_token(
-          logits.row(t).data_as<const float>(), b, spec, out_ids.row(t).data_as<int32_t>(),
-          out_weights.row(t).data_as<float>());
+      kernels::ref::moe_route_token(logits.row(t).data_as<const float>(), b, spec,
+                                    out_ids.row(t).data_as<int32_t>(),
+                                    out_weights.row(t).data_as<float>());
     }
     return Status::ok_status();
   }
@@ -244,12 +191,11 @@ class ReferenceBackend final : public Backend {
       const int32_t* row_ids = ids.row(t).data_as<const int32_t>();
       for (int64_t j = 0; j < ids.dim(1); ++j) {
         const Tensor we = w.row(row_ids[j]);
-        const bool ok = kernels::ref::matmul(we.dtype(), we.data(), we.stride_bytes(0),
-                                             x.row(t).data_as<const float>(), x.dim(1),
-                                             out.row(t).row(j).data_as<float>(), w.dim(1), 1,
-                                             w.dim(1), x.dim(1));
-        if (!ok) return unimplemented("moe_grouped_matmul: weight {} is not supported",
-                                      w.describe());
+        const bool ok = kernels::ref::matmul(
+            we.dtype(), we.data(), we.stride_bytes(0), x.row(t).data_as<const float>(), x.dim(1),
+            out.row(t).row(j).data_as<float>(), w.dim(1), 1, w.dim(1), x.dim(1));
+        if (!ok)
+          return unimplemented("moe_grouped_matmul: weight {} is not supported", w.describe());
       }
     }
     return Status::ok_status();

@@ -74,4 +74,17 @@ kernels::RopeSpec to_rope_spec(const RopeParams& params);
 // Kernel-level router description from the backend's parameters.
 kernels::MoeRouteSpec to_moe_route_spec(const MoeRouteParams& params, int64_t num_experts);
 
+// Kernel argument packs for the attention ops, shared by every CPU-side backend. Call only
+// after the matching check_* succeeded (they read the shapes and strides it validated).
+kernels::ref::AttentionArgs to_attention_args(const Tensor& q, const Tensor& k_cache,
+                                              const Tensor& v_cache,
+                                              std::span<const int32_t> positions, float scale,
+                                              const Tensor& out);
+kernels::ref::PagedAttentionArgs to_paged_attention_args(const Tensor& q, const Tensor& k_cache,
+                                                         const Tensor& v_cache,
+                                                         std::span<const int32_t> query_start,
+                                                         std::span<const int32_t> seq_lens,
+                                                         const Tensor& block_tables, float scale,
+                                                         const Tensor& out);
+
 }  // namespace tessera::backend
