@@ -204,7 +204,11 @@ void LlamaModel::allocate(const LlamaOptions& options) {
     l.k_cache = OwnedTensor(options.kv_dtype, {ctx, num_kv_heads_, head_dim_});
     l.v_cache = OwnedTensor(options.kv_dtype, {ctx, num_kv_heads_, head_dim_});
   }
-  const int64_t c = max_chunk_, qd = num_heads_ * head_dim_, kvd = num_kv_heads_ * head_dim_;
+  allocate_workspace(max_chunk_);
+}
+
+void LlamaModel::allocate_workspace(int64_t c) {
+  const int64_t qd = num_heads_ * head_dim_, kvd = num_kv_heads_ * head_dim_;
   // Row counts of each [C, n] f32 region, in carve order; each region starts 64-byte aligned.
   const int64_t widths[] = {hidden_, hidden_, hidden_, qd, qd, kvd, kvd, ffn_, ffn_};
   auto padded = [](int64_t bytes) { return (bytes + 63) / 64 * 64; };
@@ -219,6 +223,7 @@ void LlamaModel::allocate(const LlamaOptions& options) {
     p += padded(c * widths[i] * 4);
   }
   ws_.positions.assign(c, 0);
+  ws_.rows = c;
 }
 
 void LlamaModel::truncate(int32_t num_tokens) {
@@ -277,11 +282,10 @@ Status LlamaModel::add_bias(Tensor x, const Tensor& bias) {
   return {};
 }
 
-Status LlamaModel::attention_block(Layer& l, int32_t start_pos, int64_t t) {
+Status LlamaModel::project_qkv(Layer& l, std::span<const int32_t> pos, int64_t t) {
   backend::Backend& be = *backend_;
   Tensor xn = ws_.xn.slice_rows(0, t);
   Tensor q = ws_.q.slice_rows(0, t), k = ws_.k.slice_rows(0, t), v = ws_.v.slice_rows(0, t);
-  std::span<const int32_t> pos(ws_.positions.data(), t);
   TESSERA_RETURN_IF_ERROR(be.rms_norm(ws_.x.slice_rows(0, t), l.attn_norm, eps_, xn));
   TESSERA_RETURN_IF_ERROR(be.matmul(xn, l.wq, q));
   TESSERA_RETURN_IF_ERROR(be.matmul(xn, l.wk, k));
@@ -289,10 +293,17 @@ Status LlamaModel::attention_block(Layer& l, int32_t start_pos, int64_t t) {
   TESSERA_RETURN_IF_ERROR(add_bias(q, l.bq));
   TESSERA_RETURN_IF_ERROR(add_bias(k, l.bk));
   TESSERA_RETURN_IF_ERROR(add_bias(v, l.bv));
-  Tensor q3 = q.reshape({t, num_heads_, head_dim_});
-  Tensor k3 = k.reshape({t, num_kv_heads_, head_dim_});
-  TESSERA_RETURN_IF_ERROR(be.rope(q3, pos, rope_));
-  TESSERA_RETURN_IF_ERROR(be.rope(k3, pos, rope_));
+  TESSERA_RETURN_IF_ERROR(be.rope(q.reshape({t, num_heads_, head_dim_}), pos, rope_));
+  return be.rope(k.reshape({t, num_kv_heads_, head_dim_}), pos, rope_);
+}
+
+Status LlamaModel::attention_block(Layer& l, int32_t start_pos, int64_t t) {
+  backend::Backend& be = *backend_;
+  std::span<const int32_t> pos(ws_.positions.data(), t);
+  TESSERA_RETURN_IF_ERROR(project_qkv(l, pos, t));
+  Tensor q3 = ws_.q.slice_rows(0, t).reshape({t, num_heads_, head_dim_});
+  Tensor k3 = ws_.k.slice_rows(0, t).reshape({t, num_kv_heads_, head_dim_});
+  Tensor v = ws_.v.slice_rows(0, t);
   const int64_t end = start_pos + t;
   TESSERA_RETURN_IF_ERROR(be.convert(k3, l.k_cache.view().slice_rows(start_pos, end)));
   TESSERA_RETURN_IF_ERROR(be.convert(v.reshape({t, num_kv_heads_, head_dim_}),

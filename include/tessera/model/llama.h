@@ -51,6 +51,8 @@ class LlamaModel final : public Model {
 
   Status forward(std::span<const int32_t> tokens, int32_t start_pos, bool all_logits,
                  Tensor logits) override;
+  Status forward_batch(const ForwardBatch& batch, PagedKvCache& cache, Tensor logits) override;
+  void reserve_batch(int32_t max_num_tokens) override;
   void reset() override { num_cached_ = 0; }
   void truncate(int32_t num_tokens) override;
   int32_t num_cached_tokens() const override { return num_cached_; }
@@ -68,7 +70,7 @@ class LlamaModel final : public Model {
     OwnedTensor k_cache;          // [max_context, Hkv, D]
     OwnedTensor v_cache;          // [max_context, Hkv, D]
   };
-  // Activations for up to max_chunk tokens, carved from one buffer.
+  // Activations for up to `rows` tokens (>= max_chunk), carved from one buffer.
   struct Workspace {
     Buffer buffer;
     Tensor x, xn, proj;              // f32 [C, hidden]
@@ -76,12 +78,20 @@ class LlamaModel final : public Model {
     Tensor k, v;                     // f32 [C, Hkv*D]
     Tensor gate, up;                 // f32 [C, ffn]
     std::vector<int32_t> positions;  // [C]
+    int64_t rows = 0;                // C
   };
 
   LlamaModel() = default;
   Status load_weights(const WeightSource& weights);
   Result<Tensor> small_f32(const WeightSource& weights, LlamaWeight role, int layer, bool optional);
   void allocate(const LlamaOptions& options);
+  void allocate_workspace(int64_t rows);
+  Status validate_batch(const ForwardBatch& batch, const PagedKvCache& cache,
+                        const Tensor& logits) const;
+  // Norm, Q/K/V projections (+ biases) and rope of workspace rows [0, t) at `positions`.
+  Status project_qkv(Layer& layer, std::span<const int32_t> positions, int64_t num_tokens);
+  Status paged_attention_block(Layer& layer, const ForwardBatch& batch, Tensor k_cache,
+                               Tensor v_cache);
   Status forward_chunk(std::span<const int32_t> tokens, int32_t start_pos, bool want_logits,
                        bool all_logits, Tensor logits);
   Status attention_block(Layer& layer, int32_t start_pos, int64_t num_tokens);

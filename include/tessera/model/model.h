@@ -9,7 +9,9 @@
 
 #include "tessera/core/status.h"
 #include "tessera/core/tensor.h"
+#include "tessera/model/batch.h"
 #include "tessera/model/model_config.h"
+#include "tessera/model/paged_kv_cache.h"
 
 namespace tessera::model {
 
@@ -23,6 +25,19 @@ class Model {
   //   logits  f32 [T, vocab] if all_logits, else f32 [1, vocab] (the last token's row).
   virtual Status forward(std::span<const int32_t> tokens, int32_t start_pos, bool all_logits,
                          Tensor logits) = 0;
+
+  // Runs one packed multi-sequence step over a paged KV cache (DESIGN.md "One step's batch"),
+  // independent of the single-sequence cache above: writes each new token's K/V at its
+  // slot_mapping slot, then attends over the blocks its sequence's block table names.
+  //   logits  f32 [batch.num_logits(), vocab]: row i is token row batch.logits_indices[i].
+  // Grows the model's workspace on first use past its size (see reserve_batch), else
+  // allocates nothing. Architectures without a paged path return kUnimplemented.
+  virtual Status forward_batch(const ForwardBatch& batch, PagedKvCache& cache, Tensor logits) {
+    return unimplemented("this model has no paged (batched) forward pass");
+  }
+  // Sizes the workspace for batches of up to `max_num_tokens` tokens now, so that
+  // forward_batch never allocates afterwards.
+  virtual void reserve_batch(int32_t max_num_tokens) {}
 
   virtual void reset() = 0;                       // forget every cached token
   virtual void truncate(int32_t num_tokens) = 0;  // keep the first num_tokens (<= cached)
