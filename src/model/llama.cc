@@ -313,8 +313,15 @@ Status LlamaModel::attention_block(Layer& l, int32_t start_pos, int64_t t) {
   TESSERA_RETURN_IF_ERROR(be.attention(q3, l.k_cache.view().slice_rows(0, end),
                                        l.v_cache.view().slice_rows(0, end), pos, scale,
                                        attn.reshape({t, num_heads_, head_dim_})));
+  return output_projection(l, t);
+}
+
+// x += attn @ Wo^T (+ bo): the attention sub-layer's output and residual, shared by the
+// contiguous and paged paths.  attn, x: [t, hidden]
+Status LlamaModel::output_projection(Layer& l, int64_t t) {
+  backend::Backend& be = *backend_;
   Tensor proj = ws_.proj.slice_rows(0, t);
-  TESSERA_RETURN_IF_ERROR(be.matmul(attn, l.wo, proj));
+  TESSERA_RETURN_IF_ERROR(be.matmul(ws_.attn.slice_rows(0, t), l.wo, proj));
   TESSERA_RETURN_IF_ERROR(add_bias(proj, l.bo));
   Tensor x = ws_.x.slice_rows(0, t);
   return be.add(x, proj, x);

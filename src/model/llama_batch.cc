@@ -87,11 +87,7 @@ Status LlamaModel::paged_attention_block(Layer& l, const ForwardBatch& b, Tensor
   TESSERA_RETURN_IF_ERROR(be.paged_attention(q3, k_cache, v_cache, b.query_start, b.seq_lens,
                                              b.block_tables_view(), scale,
                                              attn.reshape({t, num_heads_, head_dim_})));
-  Tensor proj = ws_.proj.slice_rows(0, t);
-  TESSERA_RETURN_IF_ERROR(be.matmul(attn, l.wo, proj));
-  TESSERA_RETURN_IF_ERROR(add_bias(proj, l.bo));
-  Tensor x = ws_.x.slice_rows(0, t);
-  return be.add(x, proj, x);
+  return output_projection(l, t);
 }
 
 Status LlamaModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, Tensor logits) {

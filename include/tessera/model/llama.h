@@ -95,6 +95,7 @@ class LlamaModel final : public Model {
   Status forward_chunk(std::span<const int32_t> tokens, int32_t start_pos, bool want_logits,
                        bool all_logits, Tensor logits);
   Status attention_block(Layer& layer, int32_t start_pos, int64_t num_tokens);
+  Status output_projection(Layer& layer, int64_t num_tokens);
   Status mlp_block(Layer& layer, int64_t num_tokens);
   Status add_bias(Tensor x, const Tensor& bias);  // x [T, N] += bias [N] per row
 
