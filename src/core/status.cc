@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 
 namespace tessera {
 
@@ -10,7 +11,9 @@ std::string Status::to_string() const {
   if (ok()) return "OK";
   static constexpr const char* kNames[] = {"OK",          "INVALID_ARGUMENT",   "NOT_FOUND",
                                            "OUT_OF_RANGE", "UNIMPLEMENTED",      "IO_ERROR",
-                                           "DATA_LOSS",   "RESOURCE_EXHAUSTED", "INTERNAL"};
+                                           "DATA_LOSS",   "RESOURCE_EXHAUSTED", "INTERNAL",
+                                           "UNAVAILABLE"};
+  static_assert(std::size(kNames) == static_cast<size_t>(StatusCode::kUnavailable) + 1);
   return fmt::format("{}: {}", kNames[static_cast<int>(code_)], message_);
 }
 

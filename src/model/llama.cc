@@ -73,6 +73,8 @@ Result<RopeParams> rope_params_from_config(const ModelConfig& config, RopeParams
     p.scaling = RopeParams::Scaling::kLlama3;
   } else if (s.rope_type == "yarn") {
     p.scaling = RopeParams::Scaling::kYarn;
+    // NOTE: the rope op takes the final cos/sin scale, not the config's raw mscale.
+    p.mscale = static_cast<float>(yarn_attention_factor(s));
   } else {
     return unimplemented(
         "rope_scaling type '{}' is not supported (supported: default, linear, "

@@ -113,6 +113,7 @@ Status read_rope_scaling(const json& obj, std::string_view name, RopeScalingConf
   r.get("beta_slow", &rs->beta_slow);
   r.get("mscale", &rs->mscale);
   r.get("mscale_all_dim", &rs->mscale_all_dim);
+  r.get("attention_factor", &rs->attention_factor);
   return r.status();
 }
 
@@ -455,6 +456,17 @@ Status ModelConfig::validate() const {
   TESSERA_RETURN_IF_ERROR(validate_sizes(*this));
   TESSERA_RETURN_IF_ERROR(validate_rope(*this));
   return validate_moe(*this);
+}
+
+double yarn_attention_factor(const RopeScalingConfig& rs) {
+  if (rs.attention_factor > 0) return rs.attention_factor;
+  auto get_mscale = [](double scale, double mscale) {
+    return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+  };
+  if (rs.mscale != 0 && rs.mscale_all_dim != 0) {
+    return get_mscale(rs.factor, rs.mscale) / get_mscale(rs.factor, rs.mscale_all_dim);
+  }
+  return get_mscale(rs.factor, 1.0);
 }
 
 }  // namespace tessera::model

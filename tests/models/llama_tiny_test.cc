@@ -244,5 +244,26 @@ TEST(LlamaRope, StyleFollowsTheWeightFormat) {
   EXPECT_FALSE(rope_params_from_config(c, backend::RopeParams::Style::kNeox).ok());
 }
 
+// The cos/sin scale YaRN applies, as transformers' _compute_yarn_parameters returns it
+// (values printed by transformers 5.24 for the same rope_scaling dicts).
+TEST(LlamaRope, YarnAttentionFactorFollowsTransformers) {
+  ModelConfig c;
+  c.model_type = "llama";
+  c.head_dim = 16;
+  c.rope_scaling.rope_type = "yarn";
+  c.rope_scaling.original_max_position_embeddings = 2048;
+  c.rope_scaling.factor = 4.0;  // {factor: 4}: 0.1 ln 4 + 1
+  Result<backend::RopeParams> p = rope_params_from_config(c, backend::RopeParams::Style::kNeox);
+  ASSERT_TRUE(p.ok());
+  EXPECT_NEAR(p->mscale, 1.138629436111989, 1e-6);
+  c.rope_scaling.factor = 40.0;  // {factor: 40, mscale: 1, mscale_all_dim: 0.707}
+  c.rope_scaling.mscale = 1.0;
+  c.rope_scaling.mscale_all_dim = 0.707;
+  EXPECT_NEAR(yarn_attention_factor(c.rope_scaling), 1.0857263992561355, 1e-9);
+  c.rope_scaling.factor = 8.0;  // an explicit attention_factor wins
+  c.rope_scaling.attention_factor = 0.9;
+  EXPECT_NEAR(yarn_attention_factor(c.rope_scaling), 0.9, 1e-12);
+}
+
 }  // namespace
 }  // namespace tessera::model

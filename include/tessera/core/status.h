@@ -23,6 +23,7 @@ enum class StatusCode {
   kDataLoss,  // malformed or truncated file
   kResourceExhausted,
   kInternal,
+  kUnavailable,  // not accepting work now (loading, draining); retry elsewhere or later
 };
 
 class [[nodiscard]] Status {

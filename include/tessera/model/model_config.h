@@ -18,7 +18,13 @@ struct RopeScalingConfig {            // HF rope_scaling, names verbatim
   double factor = 1.0, low_freq_factor = 1.0, high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 0;
   double beta_fast = 32.0, beta_slow = 1.0, mscale = 1.0, mscale_all_dim = 0.0;
+  double attention_factor = 0.0;  // yarn cos/sin scale; 0: absent (derived, see below)
 };
+
+// YaRN's cos/sin scale as transformers derives it (_compute_yarn_parameters): attention_factor
+// when given; else get_mscale(factor, mscale) / get_mscale(factor, mscale_all_dim) when both
+// are non-zero (DeepSeek); else get_mscale(factor) = 0.1 * ln(factor) + 1 (1 for factor <= 1).
+double yarn_attention_factor(const RopeScalingConfig& rope_scaling);
 
 struct ModelConfig {       // HF config.json field names verbatim
   std::string model_type;  // "llama", "mistral", "qwen2", "deepseek_v2", "deepseek_v3", "mixtral"
