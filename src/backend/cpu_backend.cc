@@ -13,6 +13,7 @@
 #include "kernels/cpu/moe.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/ref/quant.h"
+#include "src/backend/cpu_fp8.h"
 #include "src/backend/cpu_matmul.h"
 #include "src/backend/cpu_moe.h"
 #include "tessera/backend/backend.h"
@@ -67,6 +68,9 @@ class CpuBackend final : public Backend {
       case Op::kAdd:
       case Op::kMoeRoute:
         return true;
+      case Op::kMatmulBlockScaled:
+      case Op::kMoeGroupedMatmulBlockScaled:
+        return a == DType::kFP8_E4M3 && b == DType::kF32;
     }
     return false;
   }
@@ -305,8 +309,23 @@ class CpuBackend final : public Backend {
     return moe_matmul_.run(default_thread_pool(), matmul_, x, w, ids, out);
   }
 
+  Status matmul_block_scaled(const Tensor& x, const Tensor& w, const Tensor& w_scale_inv,
+                             const BlockScaleParams& block, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_matmul_block_scaled(x, w, w_scale_inv, block, out));
+    return fp8_matmul_.run(default_thread_pool(), x, w, w_scale_inv, block, out);
+  }
+
+  Status moe_grouped_matmul_block_scaled(const Tensor& x, const Tensor& w,
+                                         const Tensor& w_scale_inv, const Tensor& ids,
+                                         const BlockScaleParams& block, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(
+        check_moe_grouped_matmul_block_scaled(x, w, w_scale_inv, ids, block, out));
+    return fp8_matmul_.run_grouped(default_thread_pool(), x, w, w_scale_inv, ids, block, out);
+  }
+
  private:
   CpuMatmul matmul_;
+  CpuFp8Matmul fp8_matmul_;
   CpuMoeMatmul moe_matmul_;
   std::mutex rope_mutex_;
   bool rope_cached_ = false;

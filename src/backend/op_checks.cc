@@ -498,6 +498,71 @@ Status check_moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& 
   return Status::ok_status();
 }
 
+namespace {
+
+// The scale tensor of a block-scaled weight: f32, ceil(N / block_n) x ceil(K / block_k) per
+// expert (lead = the expert dim, or none for a dense weight).
+Status check_block_scales(std::string_view op, const Tensor& w, const Tensor& s,
+                          const BlockScaleParams& block, int lead) {
+  TESSERA_RETURN_IF_ERROR(check_dtype(op, "w", w, DType::kFP8_E4M3));
+  TESSERA_RETURN_IF_ERROR(check_dtype(op, "w_scale_inv", s, DType::kF32));
+  if (block.block_n <= 0 || block.block_k <= 0) {
+    return invalid_argument("{}: block shape [{}, {}] must be positive", op, block.block_n,
+                            block.block_k);
+  }
+  const int64_t n = w.dim(lead), k = w.dim(lead + 1);
+  const int64_t sn = (n + block.block_n - 1) / block.block_n;
+  const int64_t sk = (k + block.block_k - 1) / block.block_k;
+  if (s.dim(lead) != sn || s.dim(lead + 1) != sk || (lead == 1 && s.dim(0) != w.dim(0))) {
+    return invalid_argument(
+        "{}: w_scale_inv {} must be f32[{}{}, {}] for w {} and block [{}, {}] (one scale per "
+        "block, partial edge blocks included)",
+        op, s.describe(), lead == 1 ? fmt::format("{}, ", w.dim(0)) : "", sn, sk, w.describe(),
+        block.block_n, block.block_k);
+  }
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Status check_matmul_block_scaled(const Tensor& x, const Tensor& w, const Tensor& w_scale_inv,
+                                 const BlockScaleParams& block, const Tensor& out) {
+  constexpr std::string_view kOp = "matmul_block_scaled";
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "w_scale_inv", w_scale_inv, 2, 2));
+  TESSERA_RETURN_IF_ERROR(check_matmul(x, w, out));
+  return check_block_scales(kOp, w, w_scale_inv, block, 0);
+}
+
+Status check_moe_grouped_matmul_block_scaled(const Tensor& x, const Tensor& w,
+                                             const Tensor& w_scale_inv, const Tensor& ids,
+                                             const BlockScaleParams& block, const Tensor& out) {
+  constexpr std::string_view kOp = "moe_grouped_matmul_block_scaled";
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "w_scale_inv", w_scale_inv, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_moe_grouped_matmul(x, w, ids, out));
+  return check_block_scales(kOp, w, w_scale_inv, block, 1);
+}
+
+kernels::BlockScaledMatmulArgs to_block_scaled_args(const Tensor& x, const Tensor& w,
+                                                    const Tensor& w_scale_inv,
+                                                    const BlockScaleParams& block,
+                                                    const Tensor& out_rows) {
+  kernels::BlockScaledMatmulArgs a;
+  a.x = x.data_as<const float>();
+  a.x_stride = x.stride_bytes(0) / 4;
+  a.w = static_cast<const uint8_t*>(w.data());
+  a.w_stride = w.stride_bytes(0);
+  a.scale_inv = w_scale_inv.data_as<const float>();
+  a.scale_stride = w_scale_inv.stride_bytes(0) / 4;
+  a.out = out_rows.data_as<float>();
+  a.out_stride = out_rows.stride_bytes(0) / 4;
+  a.m = x.dim(0);
+  a.n = w.dim(0);
+  a.k = w.dim(1);
+  a.block_n = block.block_n;
+  a.block_k = block.block_k;
+  return a;
+}
+
 RowView row_view(const Tensor& t) {
   RowView v;
   v.base = static_cast<char*>(t.data());

@@ -4,6 +4,7 @@
 #include <memory>
 #include <utility>
 
+#include "kernels/ref/fp8_matmul.h"
 #include "kernels/ref/matmul.h"
 #include "kernels/ref/moe.h"
 #include "kernels/ref/ops.h"
@@ -36,6 +37,9 @@ class ReferenceBackend final : public Backend {
       case Op::kAdd:
       case Op::kMoeRoute:
         return true;
+      case Op::kMatmulBlockScaled:
+      case Op::kMoeGroupedMatmulBlockScaled:
+        return a == DType::kFP8_E4M3 && b == DType::kF32;
     }
     return false;
   }
@@ -196,6 +200,31 @@ class ReferenceBackend final : public Backend {
             out.row(t).row(j).data_as<float>(), w.dim(1), 1, w.dim(1), x.dim(1));
         if (!ok)
           return unimplemented("moe_grouped_matmul: weight {} is not supported", w.describe());
+      }
+    }
+    return Status::ok_status();
+  }
+
+  Status matmul_block_scaled(const Tensor& x, const Tensor& w, const Tensor& w_scale_inv,
+                             const BlockScaleParams& block, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_matmul_block_scaled(x, w, w_scale_inv, block, out));
+    kernels::ref::matmul_block_scaled(to_block_scaled_args(x, w, w_scale_inv, block, out));
+    return Status::ok_status();
+  }
+
+  // One M = 1 call per (token, slot), as moe_grouped_matmul.
+  Status moe_grouped_matmul_block_scaled(const Tensor& x, const Tensor& w,
+                                         const Tensor& w_scale_inv, const Tensor& ids,
+                                         const BlockScaleParams& block, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(
+        check_moe_grouped_matmul_block_scaled(x, w, w_scale_inv, ids, block, out));
+    for (int64_t t = 0; t < x.dim(0); ++t) {
+      const int32_t* row_ids = ids.row(t).data_as<const int32_t>();
+      const Tensor xt = x.row(t).reshape({1, x.dim(1)});
+      for (int64_t j = 0; j < ids.dim(1); ++j) {
+        const Tensor ot = out.row(t).row(j).reshape({1, w.dim(1)});
+        kernels::ref::matmul_block_scaled(to_block_scaled_args(
+            xt, w.row(row_ids[j]), w_scale_inv.row(row_ids[j]), block, ot));
       }
     }
     return Status::ok_status();

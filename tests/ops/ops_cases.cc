@@ -311,6 +311,7 @@ std::vector<OpCase> all_cases() {
   add_convert_cases(cases);
   add_paged_cases(cases);
   add_moe_cases(cases);
+  add_fp8_cases(cases);
   return cases;
 }
 

@@ -92,6 +92,8 @@ std::vector<OpCase> all_cases();
 void add_paged_cases(std::vector<OpCase>& cases);
 // The mixture-of-experts op cases (ops_cases_moe.cc); all_cases() includes them.
 void add_moe_cases(std::vector<OpCase>& cases);
+// The block-scaled FP8 matmul cases (ops_cases_fp8.cc); all_cases() includes them.
+void add_fp8_cases(std::vector<OpCase>& cases);
 
 // A backend under test: the CPU backend at one ISA, or CUDA (absent for now).
 struct BackendEntry {

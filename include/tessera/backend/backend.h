@@ -27,6 +27,16 @@ enum class Op {
   kKvAppend,        // supports(op, cache dtype, _)
   kMoeRoute,         // supports(op, _, _)
   kMoeGroupedMatmul, // supports(op, weight dtype, _)
+  kMatmulBlockScaled,            // supports(op, weight dtype, scale dtype)
+  kMoeGroupedMatmulBlockScaled,  // supports(op, weight dtype, scale dtype)
+};
+
+// Block geometry of a block-scaled FP8 weight (HF quantization_config.weight_block_size =
+// [block_n, block_k]; DeepSeek-V3 uses [128, 128]): one scale per block_n output rows x
+// block_k input columns.
+struct BlockScaleParams {
+  int64_t block_n = 128;
+  int64_t block_k = 128;
 };
 
 // Rotary embedding parameters, named as HF's rope_scaling fields.
@@ -157,6 +167,31 @@ class Backend {
   // Backends group by expert (one matmul per active expert over its gathered rows).
   virtual Status moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
                                     Tensor out) = 0;
+
+  // Block-scaled FP8 matmul (DeepSeek-V3 checkpoints): out = x @ dequant(w)^T with
+  //   dequant(w)[n, k] = f32(w[n, k]) * w_scale_inv[n / block_n, k / block_k].
+  //   x            f32 [M, K]                                  (rows may be strided)
+  //   w            fp8_e4m3 [N, K]                             (rows may be strided)
+  //   w_scale_inv  f32 [ceil(N / block_n), ceil(K / block_k)]  (rows may be strided)
+  //   out          f32 [M, N]                                  (rows may be strided)
+  // N and K need not be multiples of the block; the last blocks are partial. No dequantised
+  // copy of w is made. See docs/ops.md "FP8 block-scaled matmul".
+  virtual Status matmul_block_scaled(const Tensor& x, const Tensor& w, const Tensor& w_scale_inv,
+                                     const BlockScaleParams& block, Tensor out) {
+    return unimplemented("matmul_block_scaled: backend {} has no kernel", name());
+  }
+
+  // Grouped expert form of matmul_block_scaled: out[t, j, :] = x[t, :] @ dequant(w[ids[t, j]])^T.
+  //   x            f32 [T, K]                                     (rows may be strided)
+  //   w            fp8_e4m3 [E, N, K]
+  //   w_scale_inv  f32 [E, ceil(N / block_n), ceil(K / block_k)]
+  //   ids          i32 [T, top_k]   each in [0, E) (a bad id is invalid_argument)
+  //   out          f32 [T, top_k, N]                              (rows may be strided)
+  virtual Status moe_grouped_matmul_block_scaled(const Tensor& x, const Tensor& w,
+                                                 const Tensor& w_scale_inv, const Tensor& ids,
+                                                 const BlockScaleParams& block, Tensor out) {
+    return unimplemented("moe_grouped_matmul_block_scaled: backend {} has no kernel", name());
+  }
 };
 
 // The scalar reference backend (the oracle for tests) and the SIMD, threaded CPU backend.

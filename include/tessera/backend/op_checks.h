@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 
+#include "kernels/ref/fp8_matmul.h"
 #include "kernels/ref/moe.h"
 #include "kernels/ref/ops.h"
 #include "tessera/backend/backend.h"
@@ -35,6 +36,11 @@ Status check_moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteP
                        const Tensor& out_ids, const Tensor& out_weights);
 Status check_moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
                                 const Tensor& out);
+Status check_matmul_block_scaled(const Tensor& x, const Tensor& w, const Tensor& w_scale_inv,
+                                 const BlockScaleParams& block, const Tensor& out);
+Status check_moe_grouped_matmul_block_scaled(const Tensor& x, const Tensor& w,
+                                             const Tensor& w_scale_inv, const Tensor& ids,
+                                             const BlockScaleParams& block, const Tensor& out);
 
 // A tensor of 1..4 dims seen as rows of its innermost dim; outer dims may have any strides.
 struct RowView {
@@ -80,6 +86,13 @@ kernels::ref::AttentionArgs to_attention_args(const Tensor& q, const Tensor& k_c
                                               const Tensor& v_cache,
                                               std::span<const int32_t> positions, float scale,
                                               const Tensor& out);
+// Kernel arguments of a block-scaled matmul; call only after check_matmul_block_scaled (or,
+// with w / w_scale_inv one expert's slices, check_moe_grouped_matmul_block_scaled) succeeded.
+// out_rows: [M, N] view of the outputs (for the grouped op, one expert's gathered rows).
+kernels::BlockScaledMatmulArgs to_block_scaled_args(const Tensor& x, const Tensor& w,
+                                                    const Tensor& w_scale_inv,
+                                                    const BlockScaleParams& block,
+                                                    const Tensor& out_rows);
 kernels::ref::PagedAttentionArgs to_paged_attention_args(const Tensor& q, const Tensor& k_cache,
                                                          const Tensor& v_cache,
                                                          std::span<const int32_t> query_start,

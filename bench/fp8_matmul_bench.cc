@@ -1,0 +1,164 @@
+// Block-scaled FP8 matmul micro-benchmark at DeepSeek-V3 shapes (hidden 7168, expert
+// intermediate 2048, 128x128 blocks): M=1 (decode) streams the weight from DRAM (rotating over
+// >= 192 MiB of copies) and prints weight GB/s against a streaming-read bandwidth measured here
+// with the same threads, and against the bf16 and Q8_0 matmul (CpuMatmul) at the same shape.
+// M=16 and M=128 (prefill-like) print GFLOP/s.
+// Usage: fp8_matmul_bench [--threads N] [--quick] [--decode-only]   (TESSERA_CPU_ISA to force)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/common/types.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/ref/quantize.h"
+#include "src/backend/cpu_fp8.h"
+#include "src/backend/cpu_matmul.h"
+#include "tessera/core/tensor.h"
+#include "tessera/core/thread_pool.h"
+
+namespace {
+
+using tessera::DType;
+using tessera::Tensor;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Streaming read of a buffer much larger than the caches, split over the pool's threads.
+double measure_bandwidth_gbs(tessera::ThreadPool& pool) {
+  const int64_t n = int64_t{256} << 20 >> 3;  // 256 MiB of uint64
+  std::vector<uint64_t> buf(n, 1);
+  std::vector<uint64_t> sums(pool.num_threads() * 8);
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    pool.run([&](int t, int nt) {
+      const int64_t b = n * t / nt, e = n * (t + 1) / nt;
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int64_t i = b; i + 4 <= e; i += 4) {
+        s0 += buf[i];
+        s1 += buf[i + 1];
+        s2 += buf[i + 2];
+        s3 += buf[i + 3];
+      }
+      sums[t * 8] = s0 + s1 + s2 + s3;
+    });
+    best = std::max(best, n * 8.0 / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+// Seconds per call of fn(i), i counting calls, after one warm-up pass over `copies`.
+double time_calls(int64_t copies, bool quick, const std::function<void(int64_t)>& fn) {
+  for (int64_t i = 0; i < copies; ++i) fn(i);
+  const double min_seconds = quick ? 0.15 : 0.6;
+  int64_t iters = 0;
+  const auto t0 = Clock::now();
+  double s = 0.0;
+  while (s < min_seconds || iters < 3) {
+    fn(iters++);
+    s = seconds_since(t0);
+  }
+  return s / iters;
+}
+
+void report(const char* what, int64_t m, int64_t n, int64_t k, int64_t w_bytes, double sec,
+            double bw_gbs, double fp8_sec) {
+  const double gbs = w_bytes / sec / 1e9;
+  std::printf(
+      "%-9s M=%-4ld N=%-5ld K=%-5ld %9.1f us %7.2f GB/s (%3.0f%% of bw, floor %7.1f us)"
+      " %8.2f GFLOP/s  x%.2f fp8 time\n",
+      what, static_cast<long>(m), static_cast<long>(n), static_cast<long>(k), sec * 1e6, gbs,
+      100.0 * gbs / bw_gbs, w_bytes / (bw_gbs * 1e9) * 1e6, 2.0 * m * n * k / sec / 1e9,
+      sec / fp8_sec);
+}
+
+void run_shape(tessera::ThreadPool& pool, int64_t m, int64_t n, int64_t k, double bw, bool quick) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(m * k), out(m * n);
+  for (float& v : x) v = dist(rng);
+  Tensor xt(x.data(), DType::kF32, {m, k});
+  Tensor ot(out.data(), DType::kF32, {m, n});
+  auto copies_for = [&](int64_t w_bytes) {
+    return m == 1 ? std::max<int64_t>(1, (int64_t{192} << 20) / w_bytes) : 1;
+  };
+
+  // FP8 weights: random non-NaN codes, scales ~ amax / 448.
+  const int64_t fp8_bytes = n * k;
+  const int64_t sn = (n + 127) / 128, sk = (k + 127) / 128;
+  const int64_t fp8_copies = copies_for(fp8_bytes);
+  std::vector<uint8_t> w8(static_cast<size_t>(fp8_bytes * fp8_copies));
+  for (int64_t i = 0; i < fp8_bytes; ++i) {
+    uint8_t v = static_cast<uint8_t>(rng());
+    w8[i] = (v & 0x7f) == 0x7f ? v ^ 1 : v;
+  }
+  for (int64_t i = 1; i < fp8_copies; ++i) {
+    std::memcpy(w8.data() + i * fp8_bytes, w8.data(), fp8_bytes);
+  }
+  std::vector<float> scale(sn * sk, 1.0f / 448.0f);
+  Tensor st(scale.data(), DType::kF32, {sn, sk});
+  tessera::backend::CpuFp8Matmul fp8;
+  const double fp8_sec = time_calls(fp8_copies, quick, [&](int64_t i) {
+    Tensor wt(w8.data() + (i % fp8_copies) * fp8_bytes, DType::kFP8_E4M3, {n, k});
+    if (!fp8.run(pool, xt, wt, st, tessera::backend::BlockScaleParams{}, ot).ok()) std::abort();
+  });
+  report("fp8_e4m3", m, n, k, fp8_bytes + 4 * sn * sk, fp8_sec, bw, fp8_sec);
+  w8.clear();
+  w8.shrink_to_fit();
+
+  tessera::backend::CpuMatmul mm;
+  for (DType type : {DType::kBF16, DType::kQ8_0}) {
+    const tessera::kernels::ElemTraits t = tessera::kernels::elem_traits(type);
+    const int64_t row_bytes = k / t.block_elems * t.block_bytes;
+    const int64_t w_bytes = n * row_bytes;
+    const int64_t copies = copies_for(w_bytes);
+    std::vector<char> w(static_cast<size_t>(w_bytes * copies));
+    std::vector<float> row(k);
+    for (int64_t j = 0; j < n; ++j) {
+      for (float& v : row) v = 0.05f * dist(rng);
+      tessera::kernels::ref::quantize_row(type, row.data(), w.data() + j * row_bytes, k);
+    }
+    for (int64_t i = 1; i < copies; ++i) std::memcpy(w.data() + i * w_bytes, w.data(), w_bytes);
+    const double sec = time_calls(copies, quick, [&](int64_t i) {
+      Tensor wt(w.data() + (i % copies) * w_bytes, type, {n, k});
+      if (!mm.run(pool, xt, wt, ot).ok()) std::abort();
+    });
+    report(std::string(tessera::dtype_name(type)).c_str(), m, n, k, w_bytes, sec, bw, fp8_sec);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int threads = 2;
+  bool quick = false, prefill = true;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--decode-only")) prefill = false;
+  }
+  tessera::ThreadPool pool(threads);
+  const double bw = measure_bandwidth_gbs(pool);
+  std::printf("threads %d, isa %s, streaming-read bandwidth %.2f GB/s\n", threads,
+              tessera::kernels::cpu::isa_name(tessera::kernels::cpu::ops_isa()), bw);
+  struct Shape {
+    int64_t n, k;
+  };
+  // Expert gate/up [2048, 7168] and down [7168, 2048]; an edge-block shape [1536 + 64, 7168 - 64].
+  const Shape shapes[] = {{2048, 7168}, {7168, 2048}, {1600, 7104}};
+  for (int64_t m : {int64_t{1}, int64_t{16}, int64_t{128}}) {
+    if (m > 1 && !prefill) break;
+    for (const Shape& s : shapes) run_shape(pool, m, s.n, s.k, bw, quick);
+  }
+  return 0;
+}
