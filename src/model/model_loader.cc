@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <utility>
 
+#include "tessera/model/deepseek.h"
+
 namespace tessera::model {
 namespace fs = std::filesystem;
 
@@ -17,13 +19,32 @@ bool is_llama_family(const ModelConfig& config) {
 namespace {
 
 Status check_arch(const ModelConfig& config, const std::string& path) {
-  if (!is_llama_family(config)) {
+  if (!is_llama_family(config) && !is_moe_family(config)) {
     return unimplemented(
         "{}: model_type '{}' is not supported yet (supported: llama, mistral, "
-        "qwen2)",
+        "qwen2, deepseek_v2, deepseek_v3, mixtral)",
         path, config.model_type);
   }
   return {};
+}
+
+// The architecture class for config.model_type (check_arch passed).
+Result<std::unique_ptr<Model>> create_model(const ModelConfig& config,
+                                            std::shared_ptr<const WeightSource> weights,
+                                            backend::Backend* backend,
+                                            const LlamaOptions& options) {
+  if (is_moe_family(config)) {
+    DeepseekOptions o;
+    o.max_context = options.max_context;
+    o.max_chunk = options.max_chunk;
+    o.kv_dtype = options.kv_dtype;
+    TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<DeepseekModel> m,
+                             DeepseekModel::create(config, std::move(weights), backend, o));
+    return std::unique_ptr<Model>(std::move(m));
+  }
+  TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<LlamaModel> m,
+                           LlamaModel::create(config, std::move(weights), backend, options));
+  return std::unique_ptr<Model>(std::move(m));
 }
 
 Result<LoadedModel> load_gguf(const std::string& path, backend::Backend* backend,
@@ -35,8 +56,7 @@ Result<LoadedModel> load_gguf(const std::string& path, backend::Backend* backend
   TESSERA_ASSIGN_OR_RETURN(out.config, ModelConfig::from_gguf(*out.gguf));
   TESSERA_RETURN_IF_ERROR(check_arch(out.config, path));
   out.weights = make_gguf_weight_source(out.gguf);
-  TESSERA_ASSIGN_OR_RETURN(out.model,
-                           LlamaModel::create(out.config, out.weights, backend, options));
+  TESSERA_ASSIGN_OR_RETURN(out.model, create_model(out.config, out.weights, backend, options));
   return out;
 }
 
@@ -57,8 +77,7 @@ Result<LoadedModel> load_hf(const std::string& dir, backend::Backend* backend,
   TESSERA_ASSIGN_OR_RETURN(SafetensorsModel st, SafetensorsModel::open(dir));
   out.weights =
       make_safetensors_weight_source(std::make_shared<const SafetensorsModel>(std::move(st)), dir);
-  TESSERA_ASSIGN_OR_RETURN(out.model,
-                           LlamaModel::create(out.config, out.weights, backend, options));
+  TESSERA_ASSIGN_OR_RETURN(out.model, create_model(out.config, out.weights, backend, options));
   return out;
 }
 

@@ -134,6 +134,56 @@ std::string llama_weight_name(WeightFormat format, LlamaWeight role, int layer) 
   return {};
 }
 
+std::string moe_weight_name(std::string_view model_type, MoeWeight role, int layer, int expert) {
+  const bool mixtral = model_type == "mixtral";
+  auto lyr = [layer](std::string_view suffix) {
+    return fmt::format("model.layers.{}.{}", layer, suffix);
+  };
+  auto exp = [&](std::string_view deepseek, std::string_view mix) {
+    return mixtral ? lyr(fmt::format("block_sparse_moe.experts.{}.{}.weight", expert, mix))
+                   : lyr(fmt::format("mlp.experts.{}.{}.weight", expert, deepseek));
+  };
+  switch (role) {
+    case MoeWeight::kQProj:
+      return lyr("self_attn.q_proj.weight");
+    case MoeWeight::kQAProj:
+      return lyr("self_attn.q_a_proj.weight");
+    case MoeWeight::kQANorm:
+      return lyr("self_attn.q_a_layernorm.weight");
+    case MoeWeight::kQBProj:
+      return lyr("self_attn.q_b_proj.weight");
+    case MoeWeight::kKvAProj:
+      return lyr("self_attn.kv_a_proj_with_mqa.weight");
+    case MoeWeight::kKvANorm:
+      return lyr("self_attn.kv_a_layernorm.weight");
+    case MoeWeight::kKvBProj:
+      return lyr("self_attn.kv_b_proj.weight");
+    case MoeWeight::kOProj:
+      return lyr("self_attn.o_proj.weight");
+    case MoeWeight::kRouter:
+      return lyr(mixtral ? "block_sparse_moe.gate.weight" : "mlp.gate.weight");
+    case MoeWeight::kRouterBias:
+      return lyr("mlp.gate.e_score_correction_bias");
+    case MoeWeight::kExpertGate:
+      return exp("gate_proj", "w1");
+    case MoeWeight::kExpertUp:
+      return exp("up_proj", "w3");
+    case MoeWeight::kExpertDown:
+      return exp("down_proj", "w2");
+    case MoeWeight::kSharedGate:
+      return lyr("mlp.shared_experts.gate_proj.weight");
+    case MoeWeight::kSharedUp:
+      return lyr("mlp.shared_experts.up_proj.weight");
+    case MoeWeight::kSharedDown:
+      return lyr("mlp.shared_experts.down_proj.weight");
+  }
+  return {};
+}
+
+std::string scale_inv_name(std::string_view weight_name) {
+  return fmt::format("{}_scale_inv", weight_name);
+}
+
 Result<Tensor> WeightSource::require(LlamaWeight role, int layer) const {
   std::string name = llama_weight_name(format(), role, layer);
   std::optional<Tensor> t = find(name);

@@ -25,7 +25,8 @@ struct LoadedModel {
   std::unique_ptr<Model> model;
 };
 
-// Architectures served by LlamaModel (config.model_type).
+// Architectures served by LlamaModel (config.model_type); DeepseekModel serves
+// deepseek_v2, deepseek_v3 and mixtral (is_moe_family in deepseek.h).
 bool is_llama_family(const ModelConfig& config);
 
 // `backend` must outlive the returned model.
