@@ -1,36 +1,32 @@
-// Sampler: picks the next token from one row of logits — greedy, or temperature with optional
-// top-k and top-p (nucleus) filtering, from a seeded generator so runs are reproducible.
-// Invariant: sample() returns an id in [0, logits.size()); with temperature <= 0 it is the
-// argmax (lowest id on ties) and consumes no randomness.
+// Sampler: the one-row convenience sampler used by `tessera generate` and the benches — a thin
+// wrapper over SequenceSampler that copies each row (so the caller's logits stay intact) and
+// records every sampled token so output penalties apply.
+// Invariant: sample() returns an id in [0, logits.size()); with temperature 0 it is the argmax
+// (lowest id on ties) and consumes no randomness.
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <span>
-#include <utility>
 #include <vector>
+
+#include "tessera/sampling/sampling_params.h"
+#include "tessera/sampling/sequence_sampler.h"
 
 namespace tessera::sampling {
 
-struct SamplingParams {
-  float temperature = 1.0f;  // <= 0: greedy
-  int32_t top_k = 0;         // <= 0: no limit
-  float top_p = 1.0f;        // >= 1: no limit
-  uint64_t seed = 0;
-};
-
 class Sampler {
  public:
+  // An unset params.seed means seed 0 (the CLI's reproducible default).
   explicit Sampler(const SamplingParams& params);
   int32_t sample(std::span<const float> logits);  // logits [vocab]
-  const SamplingParams& params() const { return params_; }
+  const SamplingParams& params() const { return sequence_.params(); }
 
  private:
-  SamplingParams params_;
-  std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> candidates_;  // (logit or prob, id) scratch
+  SequenceSampler sequence_;
+  std::vector<float> row_;  // [vocab] scratch copy of the row
 };
 
+// Index of the largest value, lowest index on ties (NaN never wins over a number).
 int32_t argmax(std::span<const float> logits);
 
 }  // namespace tessera::sampling
