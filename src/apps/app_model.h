@@ -1,16 +1,15 @@
-// AppModel: what the `tessera` subcommands share — a backend, a loaded model and its
-// tokenizer, opened from a .gguf file or an HF directory.
-// Invariant: members are declared so that the model is destroyed before the backend it uses.
+// AppModel: what the `tessera` subcommands that run a model directly share (perplexity): the
+// engine module's Pretrained (backend, model, tokenizer). Thin forwards to tessera::engine; the
+// serving-style commands (generate) use tessera::LLM instead.
+// Invariant: the model is destroyed before the backend it uses (see engine::Pretrained).
 #pragma once
 
+#include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 
-#include "tessera/backend/backend.h"
 #include "tessera/core/status.h"
-#include "tessera/model/model_loader.h"
-#include "tessera/text/tokenizer.h"
+#include "tessera/engine/pretrained.h"
 
 namespace tessera::apps {
 
@@ -21,24 +20,13 @@ struct AppModelOptions {
   std::string backend = "cpu";  // cpu | reference
 };
 
-struct AppModel {
-  std::unique_ptr<backend::Backend> backend;
-  model::LoadedModel loaded;
-  std::optional<text::Tokenizer> tokenizer;
+using AppModel = engine::Pretrained;
 
-  model::Model& model() { return *loaded.model; }
-};
-
-// The backend named in `options` (threads configure the process-wide pool first).
 Result<std::unique_ptr<backend::Backend>> open_backend(const std::string& name, int threads);
 Result<AppModel> open_app_model(const AppModelOptions& options);
 
-// The model's chat template source (GGUF tokenizer.chat_template; HF tokenizer_config.json
-// `chat_template` or chat_template.jinja), or an error saying there is none.
-Result<std::string> chat_template_source(const AppModel& app);
-// `user` rendered as one user turn plus the generation prompt, exactly as transformers'
-// apply_chat_template(..., add_generation_prompt=True) renders it; encode the result with
-// add_special_tokens = false.
+// `user` as one user turn plus the generation prompt with the model's own chat template (see
+// engine::chat_prompt); an error when the model has none.
 Result<std::string> chat_prompt(const AppModel& app, const std::string& user);
 
 }  // namespace tessera::apps
