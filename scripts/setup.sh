@@ -14,7 +14,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config python3 python3-venv unzip
   libboost1.74-dev libboost-system1.74-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libpcre2-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libssl-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev prometheus-cpp-dev
 )
 
 install_apt() {
@@ -35,7 +35,7 @@ install_venv() {
     log "creating .venv"
     python3 -m venv .venv
   fi
-  if ! .venv/bin/python -c "import numpy, gguf, pytest" 2>/dev/null; then
+  if ! .venv/bin/python -c "import numpy, gguf, pytest, openai, httpx" 2>/dev/null; then
     log "installing Python tools into .venv"
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q -r scripts/requirements.txt

@@ -6,6 +6,7 @@
 
 #include "src/apps/generate.h"
 #include "src/apps/perplexity.h"
+#include "src/apps/serve.h"
 
 namespace tessera::apps {
 namespace {
@@ -14,6 +15,42 @@ void add_model_options(CLI::App* cmd, AppModelOptions* m) {
   cmd->add_option("--model,-m", m->path, "a .gguf file or an HF model directory")->required();
   cmd->add_option("--threads,-t", m->threads, "CPU threads (0: all cores)");
   cmd->add_option("--backend", m->backend, "cpu | reference")->capture_default_str();
+}
+
+CLI::App* add_serve_command(CLI::App& app, ServeOptions* s) {
+  CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server");
+  cmd->add_option("--model,-m", s->model_path, "a .gguf file or an HF model directory")
+      ->required();
+  cmd->add_option("--host", s->server.host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", s->server.port, "TCP port (0: any free port)")->capture_default_str();
+  cmd->add_option("--served-model-name", s->served_model_name,
+                  "the name clients pass as `model` (default: the model file name)");
+  cmd->add_option("--api-key-file", s->api_key_file,
+                  "file of accepted API keys, one per line (else env TESSERA_API_KEY)");
+  cmd->add_option("--max-num-seqs", s->llm.max_num_seqs, "sequences per engine step")
+      ->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", s->llm.max_num_batched_tokens,
+                  "tokens per engine step")
+      ->capture_default_str();
+  cmd->add_option("--max-model-len", s->llm.max_model_len,
+                  "context length (0: min(model max, 4096))")
+      ->capture_default_str();
+  cmd->add_option("--shutdown-timeout", s->shutdown_timeout_s,
+                  "seconds running requests may take to finish on SIGTERM")
+      ->capture_default_str();
+  cmd->add_option("--threads,-t", s->llm.threads, "CPU compute threads (0: all cores)");
+  cmd->add_option("--backend", s->llm.backend, "cpu | reference")->capture_default_str();
+  cmd->add_option("--max-concurrent-requests", s->server.max_concurrent_requests,
+                  "generation requests in flight before 429")
+      ->capture_default_str();
+  cmd->add_option("--max-request-body-bytes", s->server.max_body_bytes,
+                  "request body limit (413 beyond)")
+      ->capture_default_str();
+  cmd->add_option("--http-threads", s->server.io_threads, "HTTP I/O threads")
+      ->capture_default_str();
+  cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching",
+                  s->llm.enable_prefix_caching, "reuse KV blocks of shared prompt prefixes");
+  return cmd;
 }
 
 }  // namespace
@@ -52,7 +89,11 @@ int run_cli(int argc, char** argv) {
   ppl_cmd->add_option("--ctx,-c", ppl.ctx, "window size in tokens")->capture_default_str();
   ppl_cmd->add_flag("--json", ppl.json, "print one JSON object");
 
+  ServeOptions serve;
+  CLI::App* serve_cmd = add_serve_command(app, &serve);
+
   CLI11_PARSE(app, argc, argv);
+  if (serve_cmd->parsed()) return run_serve(serve);
   if (gen_cmd->parsed()) return run_generate(gen);
   if (ppl_cmd->parsed()) return run_perplexity(ppl);
   return 1;

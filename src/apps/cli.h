@@ -1,4 +1,4 @@
-// Entry point of the `tessera` CLI (subcommands: generate, perplexity).
+// Entry point of the `tessera` CLI (subcommands: generate, perplexity, serve).
 #pragma once
 
 namespace tessera::apps {
