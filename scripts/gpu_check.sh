@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# One-shot GPU check. Two modes:
+#   scripts/gpu_check.sh --prepare   (on the build machine) configures build-gpu-dist with the
+#       CUDA backend, builds the ops/model test binaries and the CUDA kernel benchmark, and
+#       copies them plus every non-system shared library they need into gpu-dist/ (git-ignored).
+#   scripts/gpu_check.sh             (on the GPU machine, from the repo root; no -dev packages
+#       needed there) runs the cuda column of tests/ops, the model tests, the kernel benchmark,
+#       and prints a summary table last. Whole run bounded to ~8 minutes.
+# Without a GPU the run mode says "no GPU" and exits 2 after checking the binaries load.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DIST="${ROOT}/gpu-dist"
+BUILD="${ROOT}/build-gpu-dist"
+ARCHS="${TESSERA_CUDA_ARCHS:-80;90a}"
+JOBS="${JOBS:-2}"
+
+prepare() {
+  set -e
+  cmake -S "${ROOT}" -B "${BUILD}" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=ON \
+    "-DTESSERA_CUDA_ARCHS=${ARCHS}" -DTESSERA_BUILD_TESTS=ON -DTESSERA_BUILD_BENCH=ON
+  local start=$(date +%s)
+  ninja -C "${BUILD}" -j"${JOBS}" tessera_cuda
+  echo "tessera_cuda (archs ${ARCHS}) built in $(( $(date +%s) - start )) s"
+  ninja -C "${BUILD}" -j"${JOBS}" tessera_ops_tests tessera_model_tests cuda_kernels_bench
+  rm -rf "${DIST}"
+  mkdir -p "${DIST}/bin" "${DIST}/lib"
+  for b in tests/tessera_ops_tests tests/tessera_model_tests bench/cuda_kernels_bench; do
+    cp "${BUILD}/${b}" "${DIST}/bin/"
+    strip --strip-debug "${DIST}/bin/$(basename "${b}")" || true
+  done
+  # Shared libraries: ship everything except glibc, the driver and the CUDA toolkit's own
+  # (cuBLAS/cuBLASLt come from the GPU machine's CUDA 13 install).
+  for bin in "${DIST}"/bin/*; do
+    ldd "${bin}" | awk '/=> \//{print $3}' | while read -r lib; do
+      case "$(basename "${lib}")" in
+        libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|ld-linux*|libcuda.so*) ;;
+        libcublas*|libcudart*) ;;
+        *) cp -nL "${lib}" "${DIST}/lib/" ;;
+      esac
+    done
+  done
+  {
+    echo "commit: $(git -C "${ROOT}" rev-parse HEAD 2>/dev/null) (+ working tree)"
+    echo "archs: ${ARCHS}"
+    echo "built: $(date -u +%FT%TZ) on $(uname -n)"
+    echo "glibc needed: $(objdump -T "${DIST}"/bin/* | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)"
+  } > "${DIST}/manifest.txt"
+  du -sh "${DIST}"/bin/* "${DIST}/lib"
+  cat "${DIST}/manifest.txt"
+  echo "gpu-dist ready; on the GPU machine run: scripts/gpu_check.sh"
+}
+
+run() {
+  if [[ ! -x "${DIST}/bin/tessera_ops_tests" ]]; then
+    echo "gpu-dist/ is missing: run scripts/gpu_check.sh --prepare on the build machine" >&2
+    exit 1
+  fi
+  export LD_LIBRARY_PATH="${DIST}/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+  cat "${DIST}/manifest.txt"
+  for bin in "${DIST}"/bin/*; do
+    if ldd "${bin}" | grep -q "not found"; then
+      echo "missing libraries for ${bin}:"; ldd "${bin}" | grep "not found"; exit 1
+    fi
+  done
+  local probe
+  probe="$("${DIST}/bin/cuda_kernels_bench" --probe 2>&1)"
+  local rc=$?
+  echo "${probe}"
+  if [[ ${rc} -ne 0 ]]; then
+    echo "no GPU: nothing to check here (binaries load; run this on the GPU machine)"
+    exit 2
+  fi
+  # Model tests look for fixtures at the build machine's absolute path.
+  if [[ ! -e /work/main/tests/fixtures ]]; then
+    mkdir -p /work 2>/dev/null && ln -sfn "${ROOT}" /work/main 2>/dev/null || \
+      echo "note: /work/main not linkable; model tests needing fixtures will skip or fail"
+  fi
+  local out="${ROOT}/gpu-check-results"
+  mkdir -p "${out}"
+  timeout 240 "${DIST}/bin/tessera_ops_tests" --gtest_filter='*__cuda' --gtest_brief=1 \
+    > "${out}/ops_cuda.txt" 2>&1
+  local ops_rc=$?
+  timeout 60 "${DIST}/bin/tessera_model_tests" --gtest_brief=1 > "${out}/models.txt" 2>&1
+  local models_rc=$?
+  timeout 150 "${DIST}/bin/cuda_kernels_bench" > "${out}/bench.txt" 2>&1
+  local bench_rc=$?
+
+  count() { grep -c "$1" "$2" 2>/dev/null || true; }
+  echo
+  echo "== failures (ops, cuda column) =="
+  grep -E "^\[  FAILED  \]" "${out}/ops_cuda.txt" | head -40
+  echo
+  echo "== kernel benchmark =="
+  cat "${out}/bench.txt"
+  echo
+  echo "== summary =="
+  printf "%-28s %-6s %s\n" "step" "rc" "detail"
+  printf "%-28s %-6s %s\n" "ops tests (cuda column)" "${ops_rc}" \
+    "$(grep -E '^\[  PASSED  \]|tests ran' "${out}/ops_cuda.txt" | tail -2 | tr '\n' ' ')"
+  printf "%-28s %-6s %s\n" "" "" "failed: $(count '^\[  FAILED  \] Ops' "${out}/ops_cuda.txt")" \
+    " skipped: $(count '^\[  SKIPPED \]' "${out}/ops_cuda.txt")"
+  printf "%-28s %-6s %s\n" "model tests (CPU backend)" "${models_rc}" \
+    "$(grep -E 'PASSED|FAILED  \] [0-9]' "${out}/models.txt" | tail -1)"
+  printf "%-28s %-6s %s\n" "cuda_kernels_bench" "${bench_rc}" "see table above"
+  [[ ${ops_rc} -eq 0 && ${bench_rc} -eq 0 ]]
+}
+
+case "${1:-}" in
+  --prepare) prepare ;;
+  "") run ;;
+  *) echo "usage: scripts/gpu_check.sh [--prepare]" >&2; exit 64 ;;
+esac

@@ -1,0 +1,454 @@
+// CudaBackend: op_checks, then operand staging (device views as is, host views copied), then
+// the kernels of kernels/cuda on the backend's stream. Dense matmul goes through cuBLASLt.
+// Invariant: an op on device-resident operands only enqueues work (errors of asynchronous
+// kernels surface at synchronize()); an op with any host operand returns after its outputs
+// are back on the host.
+#include "tessera/backend/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+#include "kernels/cuda/attention/paged_attention.h"
+#include "kernels/cuda/elementwise/elementwise.h"
+#include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/norm/rms_norm.h"
+#include "kernels/cuda/rope/rope.h"
+#include "kernels/ref/ops.h"
+#include "src/backend/cuda/staging.h"
+#include "tessera/backend/op_checks.h"
+
+namespace tessera::backend {
+namespace {
+
+using cuda::Staging;
+namespace kc = kernels::cuda;
+
+constexpr int64_t kLtWorkspaceBytes = 32ll << 20;
+constexpr int64_t kMaxAttentionWorkspaceBytes = 256ll << 20;
+
+bool is_plain_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
+
+int64_t elem_bytes(const Tensor& t) { return dtype_info(t.dtype()).block_bytes; }
+
+kc::RowLayout rows_of(const Tensor& t) {
+  kc::RowLayout l;
+  l.outer_ndim = t.ndim() - 1;
+  l.row_elems = t.dim(-1);
+  l.num_rows = 1;
+  for (int d = 0; d < l.outer_ndim; ++d) {
+    l.shape[d] = t.dim(d);
+    l.stride[d] = t.stride_bytes(d) / elem_bytes(t);
+    l.num_rows *= t.dim(d);
+  }
+  return l;
+}
+
+class CudaBackendImpl final : public CudaBackend {
+ public:
+  CudaBackendImpl(int device, cudaStream_t stream, kc::LtContext* lt, int num_sms)
+      : device_(device), stream_(stream), lt_(lt), num_sms_(num_sms) {}
+  ~CudaBackendImpl() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    for (void* p : owned_) cudaFree(p);
+    kc::lt_destroy(lt_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string_view name() const override { return "cuda"; }
+
+  bool supports(Op op, DType a, DType b) const override {
+    if (op == Op::kMatmul) return is_plain_float(a);
+    if (op == Op::kEmbedding) return is_plain_float(a);
+    if (op == Op::kAttention || op == Op::kPagedAttention || op == Op::kKvAppend) {
+      return is_plain_float(a);
+    }
+    if (op == Op::kConvert) return is_plain_float(b);
+    return op == Op::kRmsNorm || op == Op::kRope || op == Op::kSiluMul || op == Op::kAdd;
+  }
+
+  Result<Tensor> allocate(DType dtype, std::initializer_list<int64_t> shape) override {
+    TESSERA_CUDA_RETURN(cudaSetDevice(device_), "allocate");
+    // NOTE: a placeholder pointer: the view is only used for its contiguous byte count.
+    const Tensor host(reinterpret_cast<void*>(64), dtype, shape);
+    void* p = nullptr;
+    TESSERA_CUDA_RETURN(cudaMalloc(&p, static_cast<size_t>(std::max<int64_t>(host.nbytes(), 1))),
+                        "allocate");
+    std::lock_guard<std::mutex> lock(mutex_);
+    owned_.push_back(p);
+    return Tensor(p, dtype, host.shape().data(), host.ndim());
+  }
+
+  Result<Tensor> upload(const Tensor& host) override {
+    if (!host.is_contiguous())
+      return invalid_argument("upload: {} is not contiguous", host.describe());
+    TESSERA_ASSIGN_OR_RETURN(Tensor dev, allocate_like(host));
+    TESSERA_CUDA_RETURN(cudaMemcpy(dev.data(), host.data(), static_cast<size_t>(host.nbytes()),
+                                   cudaMemcpyHostToDevice),
+                        "upload");
+    return dev;
+  }
+
+  Status download(const Tensor& device, Tensor host) override {
+    if (!device.is_contiguous() || !host.is_contiguous() || device.nbytes() != host.nbytes()) {
+      return invalid_argument("download: {} -> {} needs contiguous views of equal size",
+                              device.describe(), host.describe());
+    }
+    TESSERA_CUDA_RETURN(
+        cudaMemcpyAsync(host.data(), device.data(), static_cast<size_t>(host.nbytes()),
+                        cudaMemcpyDeviceToHost, stream_),
+        "download");
+    return synchronize();
+  }
+
+  Status synchronize() override {
+    TESSERA_CUDA_RETURN(cudaStreamSynchronize(stream_), "synchronize");
+    return Status::ok_status();
+  }
+
+  Status embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_embedding(table, ids, out));
+    if (!is_plain_float(table.dtype())) {
+      return unimplemented("embedding: the CUDA backend has no kernel for table {}",
+                           table.describe());
+    }
+    Staging st(stream_);
+    const int ht = st.add(table, false), hi = st.add_ints(ids), ho = st.add(out, true);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    const Tensor t = st.dev(ht);
+    Tensor o = st.dev(ho);
+    TESSERA_CUDA_RETURN(
+        kc::embedding(table.dtype(), t.data(), t.stride_bytes(0) / elem_bytes(t), st.dev_ints(hi),
+                      static_cast<int64_t>(ids.size()), o.data_as<float>(), rows_of(o), stream_),
+        "embedding");
+    return st.finish();
+  }
+
+  Status matmul(const Tensor& x, const Tensor& w, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_matmul(x, w, out));
+    if (!is_plain_float(w.dtype())) {
+      return unimplemented("matmul: the CUDA backend has no kernel for weight {}", w.describe());
+    }
+    const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+    Staging st(stream_);
+    const int hx = st.add(x, false), hw = st.add(w, false), ho = st.add(out, true);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    if (M == 0 || N == 0) return st.finish();
+    const Tensor dx = st.dev(hx), dw = st.dev(hw);
+    Tensor dout = st.dev(ho);
+    const void* xp = dx.data();
+    int64_t ldx = dx.stride_bytes(0) / 4;
+    if (w.dtype() != DType::kF32) {  // NOTE: cuBLASLt wants A and B in one type: round x
+      TESSERA_ASSIGN_OR_RETURN(void* xc, st.scratch(M * K * 2));
+      kc::RowLayout dst;
+      dst.outer_ndim = 1;
+      dst.shape[0] = M;
+      dst.stride[0] = K;
+      dst.num_rows = M;
+      dst.row_elems = K;
+      TESSERA_CUDA_RETURN(
+          kc::convert(dx.data_as<const float>(), rows_of(dx), w.dtype(), xc, dst, stream_),
+          "matmul convert");
+      xp = xc;
+      ldx = K;
+    }
+    TESSERA_CUDA_RETURN(
+        kc::lt_gemm(lt_, w.dtype(), xp, ldx, dw.data(), dw.stride_bytes(0) / elem_bytes(dw),
+                    dout.data_as<float>(), dout.stride_bytes(0) / 4, M, N, K, stream_),
+        "matmul (cuBLASLt)");
+    return st.finish();
+  }
+
+  Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_rms_norm(x, weight, eps, out));
+    Staging st(stream_);
+    const int hx = st.add(x, false), hw = st.add(weight, false), ho = st.add(out, true);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    const Tensor dx = st.dev(hx), dw = st.dev(hw);
+    Tensor dout = st.dev(ho);
+    TESSERA_CUDA_RETURN(
+        kc::rms_norm(dx.data_as<const float>(), rows_of(dx), dw.data_as<const float>(), eps,
+                     dout.data_as<float>(), rows_of(dout), stream_),
+        "rms_norm");
+    return st.finish();
+  }
+
+  Status rope(Tensor x, std::span<const int32_t> positions, const RopeParams& params) override {
+    TESSERA_RETURN_IF_ERROR(check_rope(x, positions, params));
+    const kernels::RopeSpec spec = to_rope_spec(params);
+    std::vector<double> inv_freq(std::max(1, spec.rot_dim / 2));
+    const double attention_factor = kernels::ref::rope_inv_freq(spec, inv_freq.data());
+    Staging st(stream_);
+    const int hx = st.add(x, true), hp = st.add_ints(positions);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    TESSERA_ASSIGN_OR_RETURN(void* freq, st.scratch(static_cast<int64_t>(inv_freq.size()) * 8));
+    TESSERA_CUDA_RETURN(cudaMemcpyAsync(freq, inv_freq.data(), inv_freq.size() * 8,
+                                        cudaMemcpyHostToDevice, stream_),
+                        "rope upload");
+    Tensor dx = st.dev(hx);
+    if (!dx.empty()) {
+      const Strides3 s = elem_strides3(dx);
+      TESSERA_CUDA_RETURN(
+          kc::rope(dx.data_as<float>(), dx.dim(0), dx.dim(1), s.s0, s.s1, st.dev_ints(hp),
+                   static_cast<const double*>(freq), spec.rot_dim,
+                   spec.style == kernels::RopeSpec::Style::kNeox, attention_factor, stream_),
+          "rope");
+    }
+    return st.finish();
+  }
+
+  Status attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                   std::span<const int32_t> positions, float scale, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_attention(q, k_cache, v_cache, positions, scale, out));
+    if (q.dim(0) == 0) return Status::ok_status();
+    // One sequence over a contiguous cache = the paged kernel with one block of S slots.
+    const int64_t S = k_cache.dim(0);
+    const int32_t query_start[2] = {0, static_cast<int32_t>(q.dim(0))};
+    const int32_t max_pos = *std::max_element(positions.begin(), positions.end());
+    const int32_t seq_len[1] = {max_pos + 1};
+    const int32_t table[1] = {0};
+    Staging st(stream_);
+    const int hq = st.add(q, false), hk = st.add(k_cache, false), hv = st.add(v_cache, false);
+    const int ho = st.add(out, true), hp = st.add_ints(positions);
+    const int hqs = st.add_ints(query_start), hsl = st.add_ints(seq_len), hbt = st.add_ints(table);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    const Tensor dq = st.dev(hq), dk = st.dev(hk), dv = st.dev(hv);
+    Tensor dout = st.dev(ho);
+    const Strides3 qs = elem_strides3(dq), ks = elem_strides3(dk), vs = elem_strides3(dv),
+                   os = elem_strides3(dout);
+    kc::PagedAttentionParams p{};
+    p.q = dq.data_as<const float>();
+    p.q_tok = qs.s0;
+    p.q_head = qs.s1;
+    p.k = dk.data();
+    p.k_block = ks.s0 * S;
+    p.k_slot = ks.s0;
+    p.k_head = ks.s1;
+    p.v = dv.data();
+    p.v_block = vs.s0 * S;
+    p.v_slot = vs.s0;
+    p.v_head = vs.s1;
+    p.kv_type = k_cache.dtype();
+    p.out = dout.data_as<float>();
+    p.o_tok = os.s0;
+    p.o_head = os.s1;
+    p.num_tokens = q.dim(0);
+    p.num_seqs = 1;
+    p.num_q_heads = q.dim(1);
+    p.num_kv_heads = k_cache.dim(1);
+    p.head_dim = q.dim(2);
+    p.v_head_dim = v_cache.dim(2);
+    p.block_size = S;
+    p.query_start = st.dev_ints(hqs);
+    p.seq_lens = st.dev_ints(hsl);
+    p.block_tables = st.dev_ints(hbt);
+    p.bt_stride = 1;
+    p.scale = scale;
+    p.positions = st.dev_ints(hp);
+    TESSERA_RETURN_IF_ERROR(run_paged(p, max_pos + 1, st));
+    return st.finish();
+  }
+
+  Status paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                         std::span<const int32_t> query_start, std::span<const int32_t> seq_lens,
+                         const Tensor& block_tables, float scale, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_paged_attention(q, k_cache, v_cache, query_start, seq_lens,
+                                                  block_tables, scale, out));
+    if (q.dim(0) == 0) return Status::ok_status();
+    Staging st(stream_);
+    const int hq = st.add(q, false), hk = st.add(k_cache, false), hv = st.add(v_cache, false);
+    const int ho = st.add(out, true), hbt = st.add(block_tables, false);
+    const int hqs = st.add_ints(query_start), hsl = st.add_ints(seq_lens);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    const Tensor dq = st.dev(hq), dk = st.dev(hk), dv = st.dev(hv), dbt = st.dev(hbt);
+    Tensor dout = st.dev(ho);
+    const Strides3 qs = elem_strides3(dq), os = elem_strides3(dout);
+    const Strides4 ks = elem_strides4(dk), vs = elem_strides4(dv);
+    kc::PagedAttentionParams p{};
+    p.q = dq.data_as<const float>();
+    p.q_tok = qs.s0;
+    p.q_head = qs.s1;
+    p.k = dk.data();
+    p.k_block = ks.s0;
+    p.k_slot = ks.s1;
+    p.k_head = ks.s2;
+    p.v = dv.data();
+    p.v_block = vs.s0;
+    p.v_slot = vs.s1;
+    p.v_head = vs.s2;
+    p.kv_type = k_cache.dtype();
+    p.out = dout.data_as<float>();
+    p.o_tok = os.s0;
+    p.o_head = os.s1;
+    p.num_tokens = q.dim(0);
+    p.num_seqs = static_cast<int64_t>(seq_lens.size());
+    p.num_q_heads = q.dim(1);
+    p.num_kv_heads = k_cache.dim(2);
+    p.head_dim = q.dim(2);
+    p.v_head_dim = v_cache.dim(3);
+    p.block_size = k_cache.dim(1);
+    p.query_start = st.dev_ints(hqs);
+    p.seq_lens = st.dev_ints(hsl);
+    p.block_tables = dbt.data_as<const int32_t>();
+    p.bt_stride = dbt.ndim() == 2 ? dbt.stride_bytes(0) / 4 : 0;
+    p.scale = scale;
+    const int64_t max_len = *std::max_element(seq_lens.begin(), seq_lens.end());
+    TESSERA_RETURN_IF_ERROR(run_paged(p, max_len, st));
+    return st.finish();
+  }
+
+  Status kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
+                   Tensor k_cache, Tensor v_cache) override {
+    TESSERA_RETURN_IF_ERROR(check_kv_append(k, v, slot_mapping, k_cache, v_cache));
+    if (slot_mapping.empty()) return Status::ok_status();
+    Staging st(stream_);
+    const int hk = st.add(k, false), hv = st.add(v, false), hs = st.add_ints(slot_mapping);
+    const int hkc = st.add(k_cache, true), hvc = st.add(v_cache, true);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    const Tensor dk = st.dev(hk), dv = st.dev(hv);
+    Tensor dkc = st.dev(hkc), dvc = st.dev(hvc);
+    const Strides3 ks = elem_strides3(dk), vs = elem_strides3(dv);
+    const Strides4 kcs = elem_strides4(dkc), vcs = elem_strides4(dvc);
+    kc::KvAppendParams p{};
+    p.k = dk.data_as<const float>();
+    p.k_tok = ks.s0;
+    p.k_head = ks.s1;
+    p.v = dv.data_as<const float>();
+    p.v_tok = vs.s0;
+    p.v_head = vs.s1;
+    p.slot_mapping = st.dev_ints(hs);
+    p.k_cache = dkc.data();
+    p.kc_block = kcs.s0;
+    p.kc_slot = kcs.s1;
+    p.kc_head = kcs.s2;
+    p.v_cache = dvc.data();
+    p.vc_block = vcs.s0;
+    p.vc_slot = vcs.s1;
+    p.vc_head = vcs.s2;
+    p.cache_type = k_cache.dtype();
+    p.num_tokens = k.dim(0);
+    p.num_kv_heads = k.dim(1);
+    p.head_dim = k.dim(2);
+    p.v_head_dim = v.dim(2);
+    p.block_size = k_cache.dim(1);
+    TESSERA_CUDA_RETURN(kc::kv_append(p, stream_), "kv_append");
+    return st.finish();
+  }
+
+  Status silu_mul(const Tensor& gate, const Tensor& up, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_silu_mul(gate, up, out));
+    return binary(gate, up, out, /*is_add=*/false);
+  }
+
+  Status add(const Tensor& a, const Tensor& b, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_add(a, b, out));
+    return binary(a, b, out, /*is_add=*/true);
+  }
+
+  Status convert(const Tensor& src, Tensor dst) override {
+    TESSERA_RETURN_IF_ERROR(check_convert(src, dst));
+    Staging st(stream_);
+    const int hs = st.add(src, false), hd = st.add(dst, true);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    const Tensor ds = st.dev(hs);
+    Tensor dd = st.dev(hd);
+    if (!ds.empty()) {
+      TESSERA_CUDA_RETURN(kc::convert(ds.data_as<const float>(), rows_of(ds), dst.dtype(),
+                                      dd.data(), rows_of(dd), stream_),
+                          "convert");
+    }
+    return st.finish();
+  }
+
+  Status moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
+                   Tensor out_ids, Tensor out_weights) override {
+    return unimplemented("moe_route: the CUDA backend has no kernel yet");
+  }
+
+  Status moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
+                            Tensor out) override {
+    return unimplemented("moe_grouped_matmul: the CUDA backend has no kernel yet");
+  }
+
+ private:
+  Result<Tensor> allocate_like(const Tensor& t) {
+    switch (t.ndim()) {
+      case 1:
+        return allocate(t.dtype(), {t.dim(0)});
+      case 2:
+        return allocate(t.dtype(), {t.dim(0), t.dim(1)});
+      case 3:
+        return allocate(t.dtype(), {t.dim(0), t.dim(1), t.dim(2)});
+      default:
+        return allocate(t.dtype(), {t.dim(0), t.dim(1), t.dim(2), t.dim(3)});
+    }
+  }
+
+  Status binary(const Tensor& a, const Tensor& b, Tensor out, bool is_add) {
+    Staging st(stream_);
+    const int ha = st.add(a, false), hb = st.add(b, false), ho = st.add(out, true);
+    TESSERA_RETURN_IF_ERROR(st.stage());
+    const Tensor da = st.dev(ha), db = st.dev(hb);
+    Tensor dout = st.dev(ho);
+    if (dout.empty()) return st.finish();
+    const cudaError_t err =
+        is_add ? kc::add(da.data_as<const float>(), rows_of(da), db.data_as<const float>(),
+                         rows_of(db), dout.data_as<float>(), rows_of(dout), stream_)
+               : kc::silu_mul(da.data_as<const float>(), rows_of(da), db.data_as<const float>(),
+                              rows_of(db), dout.data_as<float>(), rows_of(dout), stream_);
+    TESSERA_CUDA_RETURN(err, is_add ? "add" : "silu_mul");
+    return st.finish();
+  }
+
+  Status run_paged(kc::PagedAttentionParams& p, int64_t max_len, Staging& st) {
+    kc::choose_paged_attention_split(p, max_len, num_sms_, kMaxAttentionWorkspaceBytes);
+    const int64_t ws = kc::paged_attention_workspace_bytes(p.num_tokens, p.num_q_heads,
+                                                           p.v_head_dim, p.num_partitions);
+    if (ws > 0) {
+      TESSERA_ASSIGN_OR_RETURN(p.workspace, st.scratch(ws));
+    }
+    TESSERA_CUDA_RETURN(kc::paged_attention(p, stream_), "paged_attention");
+    return Status::ok_status();
+  }
+
+  int device_;
+  cudaStream_t stream_;
+  kc::LtContext* lt_;
+  int num_sms_;
+  std::mutex mutex_;
+  std::vector<void*> owned_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CudaBackend>> make_cuda_backend(int device) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    (void)cudaGetLastError();
+    return make_error(StatusCode::kUnavailable, "no usable CUDA device: {}",
+                      err != cudaSuccess ? cudaGetErrorString(err) : "none visible");
+  }
+  if (device < 0 || device >= count) {
+    return invalid_argument("CUDA device {} does not exist ({} visible)", device, count);
+  }
+  TESSERA_CUDA_RETURN(cudaSetDevice(device), "set device");
+  int num_sms = 0;
+  TESSERA_CUDA_RETURN(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device),
+                      "device attributes");
+  cudaStream_t stream = nullptr;
+  TESSERA_CUDA_RETURN(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+  kc::LtContext* lt = nullptr;
+  const cudaError_t lt_err = kc::lt_create(&lt, kLtWorkspaceBytes);
+  if (lt_err != cudaSuccess) {
+    cudaStreamDestroy(stream);
+    return cuda::cuda_status(lt_err, "cuBLASLt init");
+  }
+  return std::unique_ptr<CudaBackend>(
+      std::make_unique<CudaBackendImpl>(device, stream, lt, num_sms));
+}
+
+}  // namespace tessera::backend
