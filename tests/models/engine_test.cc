@@ -297,7 +297,9 @@ TEST_P(EngineTest, ContextLengthErrorIsWordedLikeOpenAI) {
   EXPECT_FALSE(t->engine->submit(bad, sink.callback()).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, EngineTest, ::testing::Values("tiny", "smollm2"),
+INSTANTIATE_TEST_SUITE_P(Models, EngineTest,
+                         ::testing::Values("tiny", "smollm2", "deepseek_v3", "deepseek_v2",
+                                           "mixtral"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -23,8 +23,16 @@ inline const std::string kTinyDir = std::string(TESSERA_FIXTURES_DIR) + "/llama_
 inline const std::string kSmolLM2 =
     std::string(TESSERA_MODELS_DIR) + "/SmolLM2-135M-Instruct.Q4_1.gguf";
 
+// "tiny" (Llama), "smollm2", or one of the MoE fixtures "deepseek_v3", "deepseek_v2", "mixtral"
+// (tiny random transformers models, tests/fixtures/<which>_tiny; they ship no tokenizer, so
+// the tiny Llama's byte-level tokenizer detokenizes their ids).
+inline bool is_moe_fixture(const std::string& which) {
+  return which == "deepseek_v3" || which == "deepseek_v2" || which == "mixtral";
+}
 inline std::string model_path(const std::string& which) {
-  return which == "smollm2" ? kSmolLM2 : kTinyDir;
+  if (which == "smollm2") return kSmolLM2;
+  if (is_moe_fixture(which)) return std::string(TESSERA_FIXTURES_DIR) + "/" + which + "_tiny";
+  return kTinyDir;
 }
 
 // Everything one request produced, per choice.
@@ -92,10 +100,28 @@ inline std::unique_ptr<TestEngine> open_engine(const std::string& which, EngineC
   PretrainedOptions options;
   options.threads = 2;
   options.max_context = max_context;
-  Result<Pretrained> p = open_pretrained(model_path(which), options);
-  EXPECT_TRUE(p.ok()) << p.status().message();
-  if (!p.ok()) return nullptr;
-  t->pretrained = std::move(p).value();
+  if (is_moe_fixture(which)) {
+    Result<std::unique_ptr<backend::Backend>> be = open_backend("cpu", options.threads);
+    EXPECT_TRUE(be.ok()) << be.status().message();
+    if (!be.ok()) return nullptr;
+    t->pretrained.backend = std::move(be).value();
+    model::LlamaOptions model_options;
+    model_options.max_context = max_context;
+    Result<model::LoadedModel> m =
+        model::load_model(model_path(which), t->pretrained.backend.get(), model_options);
+    EXPECT_TRUE(m.ok()) << m.status().message();
+    if (!m.ok()) return nullptr;
+    t->pretrained.loaded = std::move(m).value();
+    Result<text::Tokenizer> tok = text::tokenizer_from_json_file(kTinyDir);
+    EXPECT_TRUE(tok.ok()) << tok.status().message();
+    if (!tok.ok()) return nullptr;
+    t->pretrained.tokenizer.emplace(std::move(tok).value());
+  } else {
+    Result<Pretrained> p = open_pretrained(model_path(which), options);
+    EXPECT_TRUE(p.ok()) << p.status().message();
+    if (!p.ok()) return nullptr;
+    t->pretrained = std::move(p).value();
+  }
   Result<std::unique_ptr<Engine>> e =
       Engine::create(&t->pretrained.model(), &*t->pretrained.tokenizer, config);
   EXPECT_TRUE(e.ok()) << e.status().message();
