@@ -7,9 +7,9 @@
 
 #include <cstdint>
 #include <optional>
-#include <vector>
 
 #include "kernels/cpu/cpu_features.h"
+#include "src/backend/cpu_moe.h"
 #include "tessera/backend/backend.h"
 #include "tessera/core/status.h"
 #include "tessera/core/tensor.h"
@@ -37,16 +37,11 @@ class CpuFp8Matmul {
 
   kernels::cpu::Isa isa() const;
   // Dense calls of the last run_grouped (one per active expert); for tests.
-  int64_t last_expert_calls() const { return last_expert_calls_; }
+  int64_t last_expert_calls() const { return grouper_.last_expert_calls(); }
 
  private:
   std::optional<kernels::cpu::Isa> isa_;  // set: fixed by the constructor
-  std::vector<int64_t> offsets_;          // [E + 1] first gathered row of each expert
-  std::vector<int64_t> fill_;             // [E] next free gathered row of each expert
-  std::vector<int64_t> slot_of_;          // [T * top_k] gathered row -> t * top_k + j
-  std::vector<float> x_rows_;             // [T * top_k, K] gathered activations
-  std::vector<float> out_rows_;           // [T * top_k, N] per-expert results
-  int64_t last_expert_calls_ = 0;
+  CpuMoeMatmul grouper_;                  // the gather / scatter around each expert's call
 };
 
 }  // namespace tessera::backend

@@ -10,8 +10,16 @@ namespace tessera::backend {
 
 Status CpuMoeMatmul::run(ThreadPool& pool, CpuMatmul& matmul, const Tensor& x, const Tensor& w,
                          const Tensor& ids, Tensor out) {
+  return run_grouped(x, ids, w.dim(0), w.dim(1), out,
+                     [&](int64_t e, const Tensor& xe, Tensor oe) {
+                       return matmul.run(pool, xe, w.row(e), oe);
+                     });
+}
+
+Status CpuMoeMatmul::run_grouped(const Tensor& x, const Tensor& ids, int64_t experts,
+                                 int64_t n_dim, Tensor out, const ExpertMatmul& expert_matmul) {
   const int64_t tokens = x.dim(0), k_dim = x.dim(1);
-  const int64_t top_k = ids.dim(1), experts = w.dim(0), n_dim = w.dim(1);
+  const int64_t top_k = ids.dim(1);
   const int64_t pairs = tokens * top_k;
   auto id_at = [&](int64_t t, int64_t j) {
     return reinterpret_cast<const int32_t*>(static_cast<const char*>(ids.data()) +
@@ -44,7 +52,7 @@ Status CpuMoeMatmul::run(ThreadPool& pool, CpuMatmul& matmul, const Tensor& x, c
     if (rows == 0) continue;
     Tensor xe(x_rows_.data() + begin * k_dim, DType::kF32, {rows, k_dim});
     Tensor oe(out_rows_.data() + begin * n_dim, DType::kF32, {rows, n_dim});
-    TESSERA_RETURN_IF_ERROR(matmul.run(pool, xe, w.row(e), oe));
+    TESSERA_RETURN_IF_ERROR(expert_matmul(e, xe, oe));
     ++last_expert_calls_;
   }
 

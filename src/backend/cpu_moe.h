@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "src/backend/cpu_matmul.h"
@@ -21,6 +22,13 @@ class CpuMoeMatmul {
   //   x f32 [T, K]; w [E, N, K]; ids i32 [T, top_k]; out f32 [T, top_k, N].
   Status run(ThreadPool& pool, CpuMatmul& matmul, const Tensor& x, const Tensor& w,
              const Tensor& ids, Tensor out);
+
+  // The grouping for any expert weight format: gathers rows, calls `expert_matmul(e, xe, oe)`
+  // once per active expert e (xe f32 [rows_e, K] -> oe f32 [rows_e, N] = xe @ W_e^T), scatters.
+  //   x f32 [T, K]; ids i32 [T, top_k] in [0, num_experts); out f32 [T, top_k, N].
+  using ExpertMatmul = std::function<Status(int64_t expert, const Tensor& xe, Tensor oe)>;
+  Status run_grouped(const Tensor& x, const Tensor& ids, int64_t num_experts, int64_t n_dim,
+                     Tensor out, const ExpertMatmul& expert_matmul);
 
   // Matmul calls of the last run (one per active expert); for tests.
   int64_t last_expert_calls() const { return last_expert_calls_; }

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "src/model/forward_checks.h"
 #include "tessera/core/logging.h"
 
 namespace tessera::model {
@@ -355,23 +356,9 @@ void DeepseekModel::truncate(int32_t num_tokens) {
 
 Status DeepseekModel::forward(std::span<const int32_t> tokens, int32_t start_pos, bool all_logits,
                               Tensor logits) {
+  TESSERA_RETURN_IF_ERROR(check_forward_args(tokens, start_pos, num_cached_, max_context_,
+                                             all_logits, logits, config_.vocab_size));
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n == 0) return invalid_argument("forward needs at least one token");
-  if (start_pos < 0 || start_pos > num_cached_) {
-    return invalid_argument("start_pos {} is past the {} cached tokens", start_pos, num_cached_);
-  }
-  if (start_pos + n > max_context_) {
-    return make_error(StatusCode::kOutOfRange,
-                      "{} tokens from position {} exceed the context of {} tokens (raise "
-                      "max_context)",
-                      n, start_pos, max_context_);
-  }
-  const int64_t rows = all_logits ? n : 1;
-  if (logits.dtype() != DType::kF32 || logits.ndim() != 2 || logits.dim(0) != rows ||
-      logits.dim(1) != config_.vocab_size) {
-    return invalid_argument("logits must be f32 [{}, {}], got {}", rows, config_.vocab_size,
-                            logits.describe());
-  }
   num_cached_ = start_pos;
   for (int64_t begin = 0; begin < n; begin += max_chunk_) {
     const int64_t end = std::min(n, begin + max_chunk_);
@@ -418,59 +405,9 @@ Status DeepseekModel::forward_chunk(std::span<const int32_t> tokens, int32_t sta
 
 Status DeepseekModel::validate_batch(const ForwardBatch& b, const PagedKvCache& cache,
                                      const Tensor& logits) const {
-  const int32_t t = b.num_tokens(), s = b.num_seqs();
-  if (t <= 0 || s <= 0) return invalid_argument("forward_batch needs at least one token");
-  if (static_cast<int32_t>(b.positions.size()) != t ||
-      static_cast<int32_t>(b.slot_mapping.size()) != t ||
-      static_cast<int32_t>(b.query_start.size()) != s + 1 || b.max_blocks_per_seq <= 0 ||
-      static_cast<int64_t>(b.block_tables.size()) != int64_t{s} * b.max_blocks_per_seq) {
-    return invalid_argument("forward_batch: inconsistent batch ({} tokens, {} seqs)", t, s);
-  }
-  const int64_t want_heads = mla_ ? 1 : kv_heads_;
-  const int64_t want_dim = mla_ ? kv_lora_ + rope_dim_ : head_dim_;
-  if (cache.num_layers() != static_cast<int32_t>(layers_.size()) ||
-      cache.num_kv_heads() != want_heads || cache.head_dim() != want_dim ||
-      cache.is_latent() != mla_) {
-    return invalid_argument(
-        "forward_batch: the paged cache ({} layers, {} kv heads, head_dim {}) does not fit the "
-        "model ({}, {}, {}{})",
-        cache.num_layers(), cache.num_kv_heads(), cache.head_dim(), layers_.size(), want_heads,
-        want_dim, mla_ ? ", latent" : "");
-  }
-  if (logits.dtype() != DType::kF32 || logits.ndim() != 2 || logits.dim(0) != b.num_logits() ||
-      logits.dim(1) != config_.vocab_size) {
-    return invalid_argument("forward_batch: logits must be f32 [{}, {}], got {}", b.num_logits(),
-                            config_.vocab_size, logits.describe());
-  }
-  for (int32_t id : b.tokens) {
-    if (id < 0 || id >= config_.vocab_size) {
-      return invalid_argument("token id {} is outside the vocabulary [0, {})", id,
-                              config_.vocab_size);
-    }
-  }
-  for (int32_t row : b.logits_indices) {
-    if (row < 0 || row >= t) {
-      return invalid_argument("logits index {} is outside the {} batch rows", row, t);
-    }
-  }
-  if (b.query_start[0] != 0 || b.query_start[s] != t) {
-    return invalid_argument("query_start must run from 0 to {}", t);
-  }
-  const int64_t capacity = int64_t{b.max_blocks_per_seq} * cache.block_size();
-  for (int32_t i = 0; i < s; ++i) {
-    const int32_t begin = b.query_start[i], end = b.query_start[i + 1];
-    if (end < begin || end - begin > b.seq_lens[i] || b.seq_lens[i] > capacity) {
-      return invalid_argument("sequence {}: rows {} .. {} do not fit its length {} (capacity {})",
-                              i, begin, end, b.seq_lens[i], capacity);
-    }
-    for (int32_t r = begin; r < end; ++r) {
-      if (b.positions[r] != b.seq_lens[i] - (end - begin) + (r - begin)) {
-        return invalid_argument("sequence {}: row {} has position {}, expected {}", i, r,
-                                b.positions[r], b.seq_lens[i] - (end - begin) + (r - begin));
-      }
-    }
-  }
-  return {};
+  TESSERA_RETURN_IF_ERROR(check_forward_batch(b, cache, config_.vocab_size, max_context_, logits));
+  return check_cache_geometry(cache, static_cast<int64_t>(layers_.size()), mla_ ? 1 : kv_heads_,
+                              mla_ ? kv_lora_ + rope_dim_ : head_dim_, mla_);
 }
 
 Status DeepseekModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, Tensor logits) {

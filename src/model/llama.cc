@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "src/model/forward_checks.h"
 #include "tessera/core/logging.h"
 
 namespace tessera::model {
@@ -236,29 +237,9 @@ void LlamaModel::truncate(int32_t num_tokens) {
 
 Status LlamaModel::forward(std::span<const int32_t> tokens, int32_t start_pos, bool all_logits,
                            Tensor logits) {
+  TESSERA_RETURN_IF_ERROR(check_forward_args(tokens, start_pos, num_cached_, max_context_,
+                                             all_logits, logits, config_.vocab_size));
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (n == 0) return invalid_argument("forward needs at least one token");
-  if (start_pos < 0 || start_pos > num_cached_) {
-    return invalid_argument("start_pos {} is past the {} cached tokens", start_pos, num_cached_);
-  }
-  if (start_pos + n > max_context_) {
-    return make_error(StatusCode::kOutOfRange,
-                      "{} tokens from position {} exceed the context of {} tokens (raise "
-                      "max_context)",
-                      n, start_pos, max_context_);
-  }
-  const int64_t rows = all_logits ? n : 1;
-  if (logits.dtype() != DType::kF32 || logits.ndim() != 2 || logits.dim(0) != rows ||
-      logits.dim(1) != config_.vocab_size) {
-    return invalid_argument("logits must be f32 [{}, {}], got {}", rows, config_.vocab_size,
-                            logits.describe());
-  }
-  for (int32_t t : tokens) {
-    if (t < 0 || t >= config_.vocab_size) {
-      return invalid_argument("token id {} is outside the vocabulary [0, {})", t,
-                              config_.vocab_size);
-    }
-  }
   num_cached_ = start_pos;
   for (int64_t begin = 0; begin < n; begin += max_chunk_) {
     const int64_t end = std::min(n, begin + max_chunk_);
