@@ -208,7 +208,9 @@ TEST_P(DeepseekTinyTest, PackedForwardBatchMatchesSingleSequence) {
     OwnedTensor logits(DType::kF32, {b.num_logits(), v});
     Status st = m->forward_batch(b, *cache, logits.view());
     ASSERT_TRUE(st.ok()) << st.message();
-    if (m->is_mla()) EXPECT_EQ(m->last_step_expanded(), step == 0) << step;
+    if (m->is_mla()) {
+      EXPECT_EQ(m->last_step_expanded(), step == 0) << step;
+    }
     int32_t row = 0;
     for (int s = 0; s < num_seqs; ++s) {
       for (int32_t i = 0; i < steps[step][s]; ++i, ++row) {

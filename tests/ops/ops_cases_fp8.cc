@@ -208,7 +208,9 @@ void check_checkpoint(const std::string& path, const std::string& name,
   ASSERT_TRUE(w && s && x && want) << path;
   EXPECT_EQ(w->dtype, DType::kFP8_E4M3);
   EXPECT_EQ(s->dtype, DType::kF32);
-  if (expect_split_shards) EXPECT_NE(w->file, s->file) << "weight and scale should be split";
+  if (expect_split_shards) {
+    EXPECT_NE(w->file, s->file) << "weight and scale should be split";
+  }
   const int64_t m = x->shape[0], n = w->shape[0];
   std::vector<float> out(static_cast<size_t>(m * n));
   Tensor ot(out.data(), DType::kF32, {m, n});
