@@ -3,6 +3,9 @@
 #include "src/apps/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <string>
 
 #include "src/apps/generate.h"
 #include "src/apps/perplexity.h"
@@ -15,6 +18,12 @@ void add_model_options(CLI::App* cmd, AppModelOptions* m) {
   cmd->add_option("--model,-m", m->path, "a .gguf file or an HF model directory")->required();
   cmd->add_option("--threads,-t", m->threads, "CPU threads (0: all cores)");
   cmd->add_option("--backend", m->backend, "cpu | reference")->capture_default_str();
+}
+
+std::string seconds_str(std::chrono::milliseconds ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%g", static_cast<double>(ms.count()) / 1000.0);
+  return buf;
 }
 
 CLI::App* add_serve_command(CLI::App& app, ServeOptions* s) {
@@ -47,6 +56,27 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions* s) {
                   "request body limit (413 beyond)")
       ->capture_default_str();
   cmd->add_option("--http-threads", s->server.io_threads, "HTTP I/O threads")
+      ->capture_default_str();
+  // Seconds given as decimals (0.05 is fine); stored as milliseconds in ServerConfig, which
+  // validate() checks (so 0 or a negative value is refused with the flag's name).
+  const auto add_seconds = [cmd](const char* name, std::chrono::milliseconds* target,
+                                 const char* help) {
+    cmd->add_option_function<double>(
+           name,
+           [target](double seconds) {
+             *target = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
+           },
+           std::string(help) + " [default: " + seconds_str(*target) + "]")
+        ->type_name("SECONDS");
+  };
+  add_seconds("--sse-keepalive-interval", &s->server.keepalive_interval,
+              "seconds without output before a streamed response sends `: keep-alive`");
+  add_seconds("--http-read-timeout", &s->server.read_timeout,
+              "seconds a client has to send one request (headers + body) once it started");
+  add_seconds("--http-idle-timeout", &s->server.idle_timeout,
+              "seconds an idle keep-alive connection stays open");
+  cmd->add_option("--max-connections", s->server.max_connections,
+                  "open HTTP connections; further ones are closed at once")
       ->capture_default_str();
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching",
                   s->llm.enable_prefix_caching, "reuse KV blocks of shared prompt prefixes");

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "tessera/api/openai.h"
 #include "tessera/engine/pretrained.h"
@@ -57,6 +58,15 @@ int run_serve(ServeOptions options) {
                name.c_str(), options.server.api_keys.empty() ? "" : ", API key required");
 
   const auto load_start = std::chrono::steady_clock::now();
+  // Test-only (docs/server.md): stretch the loading phase so /health, /ready and the 503s
+  // during loading can be observed; SmolLM2 loads too fast to catch otherwise.
+  if (const char* delay = std::getenv("TESSERA_DEBUG_LOAD_DELAY_MS"); delay != nullptr) {
+    const long ms = std::strtol(delay, nullptr, 10);
+    if (ms > 0) {
+      std::fprintf(stderr, "tessera serve: TESSERA_DEBUG_LOAD_DELAY_MS: sleeping %ld ms\n", ms);
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
+  }
   std::fprintf(stderr, "tessera serve: loading %s ...\n", options.model_path.c_str());
   Result<std::unique_ptr<LLM>> opened = LLM::from_pretrained(options.model_path, options.llm);
   if (!opened.ok()) {

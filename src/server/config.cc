@@ -27,12 +27,19 @@ Status validate(const ServerConfig& config) {
     return invalid_argument("--max-concurrent-requests must be at least 1, got {}",
                             config.max_concurrent_requests);
   }
+  if (config.max_connections < 1) {
+    return invalid_argument("--max-connections must be at least 1, got {}",
+                            config.max_connections);
+  }
   if (config.retry_after_s < 0) return invalid_argument("Retry-After must not be negative");
-  if (config.read_timeout.count() <= 0 || config.idle_timeout.count() <= 0) {
-    return invalid_argument("read and idle timeouts must be positive");
+  if (config.read_timeout.count() <= 0) {
+    return invalid_argument("--http-read-timeout must be at least 0.001 s");
+  }
+  if (config.idle_timeout.count() <= 0) {
+    return invalid_argument("--http-idle-timeout must be at least 0.001 s");
   }
   if (config.keepalive_interval.count() <= 0) {
-    return invalid_argument("the SSE keep-alive interval must be positive");
+    return invalid_argument("--sse-keepalive-interval must be at least 0.001 s");
   }
   if (config.shutdown_timeout.count() < 0) {
     return invalid_argument("--shutdown-timeout must not be negative");

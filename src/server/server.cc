@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <condition_variable>
 #include <random>
@@ -39,6 +40,11 @@ void ServerState::register_session(Session* s, std::weak_ptr<Session> weak) {
 void ServerState::unregister_session(Session* s) {
   std::lock_guard<std::mutex> lock(sessions_mutex);
   sessions.erase(s);
+}
+
+size_t ServerState::session_count() {
+  std::lock_guard<std::mutex> lock(sessions_mutex);
+  return sessions.size();
 }
 
 void ServerState::close_all_sessions() {
@@ -167,6 +173,7 @@ class ServerImpl final : public Server {
     asio::post(acceptor_.get_executor(), [this] {
       boost::system::error_code ignored;
       acceptor_.close(ignored);
+      accept_backoff_.cancel();
     });
     const auto deadline = std::chrono::steady_clock::now() + state_.config.shutdown_timeout;
     if (engine::Engine* engine = state_.loaded_engine()) {
@@ -187,6 +194,10 @@ class ServerImpl final : public Server {
   }
 
  private:
+  // Accept errors (EMFILE, ENFILE, ENOBUFS: the process is out of descriptors) would fail
+  // again at once, so the next accept waits a little instead of spinning. Connections beyond
+  // max_connections are closed as soon as they are accepted (a flood of idle connections
+  // cannot exhaust descriptors; each open one is closed after idle_timeout anyway).
   void do_accept() {
     acceptor_.async_accept(asio::make_strand(state_.ioc),
                            [this](boost::system::error_code ec, tcp::socket socket) {
@@ -194,9 +205,26 @@ class ServerImpl final : public Server {
                                if (ec == asio::error::operation_aborted || !acceptor_.is_open()) {
                                  return;
                                }
-                               TESSERA_LOG_WARN("accept failed: {}", ec.message());
+                               if (accept_errors_++ % 100 == 0) {
+                                 TESSERA_LOG_WARN("accept failed: {} (retrying in 100 ms)",
+                                                  ec.message());
+                               }
+                               accept_backoff_.expires_after(std::chrono::milliseconds(100));
+                               accept_backoff_.async_wait([this](boost::system::error_code e2) {
+                                 if (!e2 && acceptor_.is_open()) do_accept();
+                               });
+                               return;
+                             }
+                             boost::system::error_code ignored;
+                             if (state_.session_count() >=
+                                 static_cast<size_t>(state_.config.max_connections)) {
+                               if (refused_++ % 1000 == 0) {
+                                 TESSERA_LOG_WARN("{} open connections (--max-connections); "
+                                                  "closing new ones",
+                                                  state_.config.max_connections);
+                               }
+                               socket.close(ignored);
                              } else {
-                               boost::system::error_code ignored;
                                socket.set_option(tcp::no_delay(true), ignored);
                                std::make_shared<Session>(std::move(socket), state_)->start();
                              }
@@ -219,6 +247,9 @@ class ServerImpl final : public Server {
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   std::vector<std::thread> io_threads_;
+  asio::steady_timer accept_backoff_{acceptor_.get_executor()};
+  uint64_t accept_errors_ = 0;  // both on the acceptor's strand
+  uint64_t refused_ = 0;
   uint16_t bound_port_ = 0;
   bool stopped_ = false;
   mutable std::mutex shutdown_mutex_;

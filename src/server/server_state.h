@@ -36,6 +36,7 @@ struct ServerState {
 
   void register_session(Session* s, std::weak_ptr<Session> weak);
   void unregister_session(Session* s);
+  size_t session_count();
   // Closes every open connection (each on its own strand).
   void close_all_sessions();
 

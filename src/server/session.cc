@@ -5,6 +5,8 @@
 #include "src/server/session.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <string_view>
 
 #include "src/server/generation.h"
 #include "tessera/core/logging.h"
@@ -53,12 +55,26 @@ void Session::do_close() {
   stream_.socket().close(ec);
 }
 
+// Timeouts: an idle connection gets idle_timeout for the first byte of its next request; from
+// that byte on, one read_timeout deadline covers the request line, headers and body together,
+// so a client dribbling headers (slowloris) or a body that never completes is cut off.
 void Session::do_read_header() {
   if (closed_) return;
   parser_.emplace();
   parser_->header_limit(static_cast<uint32_t>(state_.config.max_header_bytes));
   parser_->body_limit(static_cast<uint64_t>(state_.config.max_body_bytes));
+  if (buffer_.size() > 0) return start_request_read();  // pipelined bytes already here
   stream_.expires_after(state_.config.idle_timeout);
+  stream_.async_read_some(buffer_.prepare(4096),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            if (ec) return self->on_read_error(ec);
+                            self->buffer_.commit(n);
+                            self->start_request_read();
+                          });
+}
+
+void Session::start_request_read() {
+  stream_.expires_after(state_.config.read_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, size_t) {
                             self->on_read_header(ec);
@@ -68,7 +84,6 @@ void Session::do_read_header() {
 void Session::on_read_header(beast::error_code ec) {
   if (ec) return on_read_error(ec);
   const auto& header = parser_->get();
-  const bool keep_alive = header.keep_alive();
   const boost::optional<uint64_t> length = parser_->content_length();
   if (length && *length > static_cast<uint64_t>(state_.config.max_body_bytes)) {
     api::ApiError error = make_api_error(
@@ -78,11 +93,24 @@ void Session::on_read_header(beast::error_code ec) {
         "invalid_request_error", "request_too_large");
     return reject_and_close(make_error_response(error, header.version(), false));
   }
-  (void)keep_alive;
-  stream_.expires_after(state_.config.read_timeout);
+  // curl and others send `Expect: 100-continue` for larger bodies and wait (curl: 1 s) for
+  // the interim answer before sending the body. The read deadline keeps running meanwhile.
+  if (header.version() >= 11 && !parser_->is_done() &&
+      beast::iequals(header[http::field::expect], "100-continue")) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    return asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                             [self = shared_from_this()](beast::error_code ec2, size_t) {
+                               if (ec2) return self->do_close();
+                               self->read_body();
+                             });
+  }
+  read_body();
+}
+
+void Session::read_body() {
   http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec2, size_t) {
-                     self->on_read_body(ec2);
+                   [self = shared_from_this()](beast::error_code ec, size_t) {
+                     self->on_read_body(ec);
                    });
 }
 

@@ -43,7 +43,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void do_read_header();
+  void start_request_read();
   void on_read_header(boost::beast::error_code ec);
+  void read_body();
   void on_read_body(boost::beast::error_code ec);
   void on_read_error(boost::beast::error_code ec);
   void on_watch(boost::beast::error_code ec, size_t bytes);

@@ -1,13 +1,19 @@
 """Connection and process lifecycle: a client that disconnects mid-stream frees its request,
 SIGTERM drains (in-flight requests finish or end with "abort", exit code 0, 503 meanwhile),
-and 64 concurrent streams all complete."""
+64 concurrent streams all complete, the loading phase (/health 200, /ready and model routes
+503), SSE keep-alive comments during a long prefill, and what a hostile or odd client meets:
+idle and read timeouts, a body that never completes, dribbled headers, pipelining, chunked
+request bodies, `Expect: 100-continue`, and the connection cap."""
 
 import asyncio
 import re
+import socket
 import threading
 import time
 
 import httpx
+import openai
+import pytest
 
 from conftest import MODEL_NAME
 from sse import collect_stream, read_events
@@ -137,3 +143,235 @@ def test_sigterm_drains(start_server):
         assert reasons and reasons[-1] in ("length", "abort"), reasons
     kept_ready.close()
     kept_post.close()
+
+
+# ---- loading phase ---------------------------------------------------------------------------
+
+def test_loading_phase_503(start_server):
+    # TESSERA_DEBUG_LOAD_DELAY_MS (test-only) holds the server in its loading phase.
+    srv = start_server("--max-model-len", "256", env={"TESSERA_DEBUG_LOAD_DELAY_MS": "2500"},
+                       wait=False)
+    srv.wait_listening()
+    with httpx.Client(base_url=srv.base_url, timeout=10) as http:
+        assert http.get("/health").status_code == 200
+        r = http.get("/ready")
+        assert r.status_code == 503 and r.json() == {"status": "loading"}
+        for method, path, body in (
+                ("POST", "/v1/completions", {"model": MODEL_NAME, "prompt": "Hi",
+                                             "max_tokens": 2}),
+                ("POST", "/v1/chat/completions",
+                 {"model": MODEL_NAME, "messages": [{"role": "user", "content": "Hi"}]}),
+                ("GET", "/v1/models", None)):
+            r = http.request(method, path, json=body)
+            assert r.status_code == 503, (path, r.text)
+            assert r.headers.get("retry-after") == "1"
+            error = r.json()["error"]
+            assert error["type"] == "server_error" and error["code"] == "model_loading"
+            assert error["message"]
+    client = openai.OpenAI(base_url=srv.base_url + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.InternalServerError) as info:
+        client.completions.create(model=MODEL_NAME, prompt="Hi", max_tokens=2)
+    assert info.value.status_code == 503
+    assert "ready in" not in srv.log(), "the load delay ended before the checks did"
+    srv.wait_ready()
+    out = client.completions.create(model=MODEL_NAME, prompt="Hi", max_tokens=2)
+    assert out.choices[0].finish_reason in ("length", "stop")
+    assert srv.stop() == 0
+
+
+# ---- a server with tiny limits: keep-alive comments, timeouts, hostile clients ---------------
+
+READ_TIMEOUT_S = 1.0
+IDLE_TIMEOUT_S = 1.5
+BODY_LIMIT = 65536
+MAX_CONNECTIONS = 8
+# ~70 tokens with 16 tokens per engine step: the prefill spans several steps.
+LONG_PROMPT = "The quick brown fox jumps over the lazy dog. " * 7
+
+
+@pytest.fixture(scope="module")
+def tight(start_server):
+    return start_server("--max-model-len", "512", "--max-num-batched-tokens", "16",
+                        "--sse-keepalive-interval", "0.05",
+                        "--http-read-timeout", str(READ_TIMEOUT_S),
+                        "--http-idle-timeout", str(IDLE_TIMEOUT_S),
+                        "--max-request-body-bytes", str(BODY_LIMIT),
+                        "--max-connections", str(MAX_CONNECTIONS))
+
+
+def raw_connect(srv):
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def seconds_until_closed(sock, limit=10.0):
+    """Reads (and drops) until the server closes; returns the seconds that took."""
+    start = time.time()
+    sock.settimeout(limit)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.time() - start
+
+
+def read_all(sock, limit=30.0):
+    sock.settimeout(limit)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    return data
+
+
+def test_sse_keepalive_during_prefill(tight):
+    body = {"model": MODEL_NAME, "prompt": LONG_PROMPT, "max_tokens": 3, "temperature": 0,
+            "stream": True}
+    kinds = []
+    with httpx.stream("POST", tight.base_url + "/v1/completions", json=body, timeout=60) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line == ": keep-alive":
+                kinds.append("keep-alive")
+            elif line.startswith("data:"):
+                kinds.append("[DONE]" if line == "data: [DONE]" else "data")
+            else:
+                assert line == "", line  # nothing else goes on the wire
+    assert "data" in kinds and kinds[-1] == "[DONE]", kinds
+    assert kinds.index("keep-alive") < kinds.index("data"), kinds
+    # The official client skips the comments and parses the same stream.
+    client = openai.OpenAI(base_url=tight.base_url + "/v1", api_key="unused", max_retries=0,
+                           timeout=60)
+    chunks = list(client.completions.create(model=MODEL_NAME, prompt=LONG_PROMPT, max_tokens=3,
+                                            temperature=0, stream=True))
+    assert chunks and chunks[-1].choices[0].finish_reason == "length"
+    assert "".join(c.choices[0].text for c in chunks)
+
+
+def test_idle_connection_closed(tight):
+    s = raw_connect(tight)  # never sends a byte
+    elapsed = seconds_until_closed(s)
+    assert IDLE_TIMEOUT_S * 0.8 < elapsed < IDLE_TIMEOUT_S + 3, elapsed
+    s.close()
+    # A keep-alive connection after one exchange is closed the same way.
+    s = raw_connect(tight)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.settimeout(10)
+    assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    elapsed = seconds_until_closed(s)
+    assert elapsed < IDLE_TIMEOUT_S + 3, elapsed
+    s.close()
+
+
+def test_dribbled_headers_cut_off(tight):
+    # Slowloris: a byte every 0.2 s, each well inside the idle timeout; the whole request has
+    # READ_TIMEOUT_S from its first byte.
+    s = raw_connect(tight)
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\n")
+    start = time.time()
+    closed = False
+    while time.time() - start < READ_TIMEOUT_S + 4:
+        try:
+            s.sendall(b"X")
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        s.settimeout(0.2)
+        try:
+            if s.recv(4096) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            closed = True
+            break
+    elapsed = time.time() - start
+    s.close()
+    assert closed and elapsed < READ_TIMEOUT_S + 3, elapsed
+
+
+def test_body_never_completes(tight):
+    s = raw_connect(tight)
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+              b"\r\nContent-Length: 1000\r\n\r\n{\"model\": ")
+    elapsed = seconds_until_closed(s)
+    s.close()
+    assert elapsed < READ_TIMEOUT_S + 3, elapsed
+    assert httpx.get(tight.base_url + "/ready").status_code == 200
+
+
+def test_pipelined_requests(tight):
+    body = ('{"model": "%s", "prompt": "Hi", "max_tokens": 2}' % MODEL_NAME).encode()
+    post = (b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    s = raw_connect(tight)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post +
+              b"GET /v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n" + post +
+              b"GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = read_all(s)
+    s.close()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)  # bodies end without a newline
+    assert statuses == [b"200", b"200", b"404", b"200", b"200"], data[:2000]
+    assert data.count(b'"text_completion"') == 2
+
+
+def test_chunked_request_body(tight):
+    def parts(text):
+        for i in range(0, len(text), 7):
+            yield text[i:i + 7].encode()
+
+    payload = '{"model": "%s", "prompt": "Hello", "max_tokens": 2}' % MODEL_NAME
+    r = httpx.post(tight.base_url + "/v1/completions", content=parts(payload),
+                   headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["object"] == "text_completion"
+    # The body limit holds for chunked bodies too (no Content-Length to check up front).
+    big = '{"model": "%s", "prompt": "%s"}' % (MODEL_NAME, "x" * (BODY_LIMIT + 100))
+    r = httpx.post(tight.base_url + "/v1/completions",
+                   content=(big[i:i + 4096].encode() for i in range(0, len(big), 4096)),
+                   headers={"Content-Type": "application/json"}, timeout=60)
+    assert r.status_code == 413, r.text
+    assert r.json()["error"]["code"] == "request_too_large"
+
+
+def test_expect_100_continue(tight):
+    body = ('{"model": "%s", "prompt": "Hi", "max_tokens": 1}' % MODEL_NAME).encode()
+    s = raw_connect(tight)
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Connection: close\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+              % len(body))
+    s.settimeout(READ_TIMEOUT_S * 0.8)  # well before the read deadline
+    assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    s.sendall(body)
+    data = read_all(s)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:500]
+
+
+def test_connection_cap(tight):
+    held = [raw_connect(tight) for _ in range(MAX_CONNECTIONS)]
+    time.sleep(0.3)
+    extra = raw_connect(tight)
+    try:
+        extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert read_all(extra, limit=5) == b""  # closed without an answer
+    extra.close()
+    for s in held:
+        s.close()
+    # Once those are gone, connections are served again.
+    deadline = time.time() + 5
+    while True:
+        try:
+            if httpx.get(tight.base_url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            if time.time() > deadline:
+                raise
+        time.sleep(0.1)

@@ -105,6 +105,32 @@ TEST(ServerConfig, RejectsOutOfRangeLimitsNamingTheField) {
   EXPECT_FALSE(validate(c).ok());
 }
 
+TEST(ServerConfig, TimeoutsAndConnectionCapNameTheirFlags) {
+  const auto expect_names = [](const ServerConfig& c, const char* flag) {
+    const Status s = validate(c);
+    EXPECT_FALSE(s.ok()) << flag;
+    EXPECT_NE(s.message().find(flag), std::string::npos) << s.message();
+  };
+  ServerConfig c;
+  c.keepalive_interval = std::chrono::milliseconds(0);  // e.g. --sse-keepalive-interval 0.0001
+  expect_names(c, "--sse-keepalive-interval");
+  c = ServerConfig{};
+  c.read_timeout = std::chrono::milliseconds(0);
+  expect_names(c, "--http-read-timeout");
+  c = ServerConfig{};
+  c.idle_timeout = std::chrono::milliseconds(-5);
+  expect_names(c, "--http-idle-timeout");
+  c = ServerConfig{};
+  c.max_connections = 0;
+  expect_names(c, "--max-connections");
+  c = ServerConfig{};
+  c.keepalive_interval = std::chrono::milliseconds(50);
+  c.read_timeout = std::chrono::milliseconds(1);
+  c.idle_timeout = std::chrono::milliseconds(1);
+  c.max_connections = 1;
+  EXPECT_TRUE(validate(c).ok());
+}
+
 TEST(ServerConfig, ReadsApiKeyFileSkippingBlanksAndComments) {
   const std::string path = ::testing::TempDir() + "/tessera_keys.txt";
   {

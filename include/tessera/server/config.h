@@ -21,9 +21,11 @@ struct ServerConfig {
   int64_t max_header_bytes = 16 * 1024;    // 431 beyond (request line + headers)
   int64_t max_body_bytes = 8 * 1024 * 1024;  // 413 beyond
   int32_t max_concurrent_requests = 256;   // generation requests in flight; 429 beyond
+  int32_t max_connections = 4096;          // open connections; newer ones closed at once
   int32_t retry_after_s = 1;               // Retry-After on 429
-  std::chrono::milliseconds read_timeout{30'000};     // one request's headers + body
-  std::chrono::milliseconds idle_timeout{120'000};    // keep-alive connection with no request
+  // From a request's first byte to its last (headers + body, one deadline: no slowloris).
+  std::chrono::milliseconds read_timeout{30'000};
+  std::chrono::milliseconds idle_timeout{120'000};    // connection with no request started
   std::chrono::milliseconds keepalive_interval{5'000};  // SSE ": keep-alive" comment period
   std::chrono::milliseconds shutdown_timeout{30'000};  // drain: running requests may finish
   std::string log_prefix = "tessera";
