@@ -1,8 +1,10 @@
 // Non-matmul op micro-benchmark on the CPU backend at SmolLM2-135M shapes (hidden 576, 9/3
-// heads of 64, ffn 1536): decode (T=1) and prefill (T=512), attention at 1k and 8k context.
+// heads of 64, ffn 1536): decode (T=1) and prefill (T=512); decode attention at 1k and 8k
+// context for SmolLM2, Llama-3-8B and MLA-latent shapes.
 // Prints the time per op beside its memory floor (bytes moved / an assumed 20 GB/s per core).
-// Usage: ops_bench [--threads N] [--isa scalar|avx2|avx512]
+// Usage: ops_bench [--threads N] [--isa scalar|avx2|avx512] [--attention (attention only)]
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -47,6 +49,7 @@ void run(const char* label, double bytes, int threads, const std::function<Statu
   }
   int iters = 0;
   const auto start = Clock::now();
+  const std::clock_t cpu_start = std::clock();
   double elapsed = 0.0;
   while (elapsed < 0.3) {
     (void)op();
@@ -54,15 +57,22 @@ void run(const char* label, double bytes, int threads, const std::function<Statu
     elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   }
   const double us = 1e6 * elapsed / iters;
+  // Process CPU time per call: with --threads 1 on a shared machine it is the steadier figure.
+  const double cpu_us =
+      1e6 * static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC / iters;
   const double floor_us = 1e6 * bytes / (kAssumedBytesPerSecondPerCore * threads);
-  std::printf("%-44s %10.2f us   floor %8.2f us   (%.1f%% of floor)\n", label, us, floor_us,
-              100.0 * floor_us / us);
+  std::printf("%-44s %10.2f us   floor %8.2f us   (%.1f%% of floor)   cpu %10.2f us\n", label, us,
+              floor_us, 100.0 * floor_us / us, cpu_us);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 0;
+  bool attention_only = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--attention") == 0) attention_only = true;
+  }
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--isa") == 0) {
@@ -85,6 +95,7 @@ int main(int argc, char** argv) {
   const int64_t hidden = 576, ffn = 1536, hq = 9, hkv = 3, d = 64;
 
   for (int64_t tokens : {1, 512}) {
+    if (attention_only) break;
     OwnedTensor x = random_tensor(DType::kF32, {tokens, hidden}, rng);
     OwnedTensor w = random_tensor(DType::kF32, {hidden}, rng);
     OwnedTensor out = random_tensor(DType::kF32, {tokens, hidden}, rng);
@@ -116,20 +127,51 @@ int main(int argc, char** argv) {
         [&] { return be->convert(k32.view(), kv16.view()); });
   }
 
-  for (DType kv : {DType::kF32, DType::kF16}) {
-    for (int64_t ctx : {1024, 8192}) {
-      OwnedTensor q = random_tensor(DType::kF32, {1, hq, d}, rng);
-      OwnedTensor k = random_tensor(kv, {ctx, hkv, d}, rng);
-      OwnedTensor v = random_tensor(kv, {ctx, hkv, d}, rng);
-      OwnedTensor out(DType::kF32, {1, hq, d});
-      const std::vector<int32_t> pos = {static_cast<int32_t>(ctx - 1)};
-      const double bytes = 2.0 * ctx * hkv * d * (kv == DType::kF32 ? 4 : 2);
-      char label[128];
-      std::snprintf(label, sizeof(label), "attention decode ctx=%lld kv=%s",
-                    static_cast<long long>(ctx), kv == DType::kF32 ? "f32" : "f16");
-      run(label, bytes, num_threads, [&] {
-        return be->attention(q.view(), k.view(), v.view(), pos, 0.125f, out.view());
-      });
+  // Decode attention (T = 1) at SmolLM2 (9/3 x 64), Llama-3-8B (32/8 x 128) and the MLA latent
+  // layout (16 heads over one 576-wide latent row whose first 512 values are V, paged, bs 16).
+  struct AttnShape {
+    const char* name;
+    int64_t hq, hkv, d, dv;
+    bool mla;
+  };
+  const AttnShape attn_shapes[] = {{"smollm2", 9, 3, 64, 64, false},
+                                   {"llama8b", 32, 8, 128, 128, false},
+                                   {"mla16", 16, 1, 576, 512, true}};
+  for (const AttnShape& sh : attn_shapes) {
+    for (DType kv : {DType::kF32, DType::kF16}) {
+      for (int64_t ctx : {1024, 8192}) {
+        const int64_t elem = kv == DType::kF32 ? 4 : 2;
+        OwnedTensor q = random_tensor(DType::kF32, {1, sh.hq, sh.d}, rng);
+        OwnedTensor out(DType::kF32, {1, sh.hq, sh.dv});
+        char label[128];
+        std::snprintf(label, sizeof(label), "attention decode %s ctx=%lld kv=%s", sh.name,
+                      static_cast<long long>(ctx), kv == DType::kF32 ? "f32" : "f16");
+        if (!sh.mla) {
+          OwnedTensor k = random_tensor(kv, {ctx, sh.hkv, sh.d}, rng);
+          OwnedTensor v = random_tensor(kv, {ctx, sh.hkv, sh.dv}, rng);
+          const std::vector<int32_t> pos = {static_cast<int32_t>(ctx - 1)};
+          const double bytes = 1.0 * ctx * sh.hkv * (sh.d + sh.dv) * elem;
+          run(label, bytes, num_threads, [&] {
+            return be->attention(q.view(), k.view(), v.view(), pos, 0.125f, out.view());
+          });
+          continue;
+        }
+        const int64_t bs = 16, blocks = ctx / bs;
+        OwnedTensor k = random_tensor(kv, {blocks, bs, 1, sh.d}, rng);
+        const Tensor kt = k.view();
+        const Tensor v = Tensor(kt.data(), kt.dtype(), {blocks, bs, 1, sh.dv})
+                             .with_strides({kt.stride_bytes(0), kt.stride_bytes(1),
+                                            kt.stride_bytes(2), kt.stride_bytes(3)});
+        std::vector<int32_t> table(blocks);
+        for (int64_t i = 0; i < blocks; ++i) table[i] = static_cast<int32_t>(i);
+        const Tensor tables(table.data(), DType::kI32, {1, blocks});
+        const std::vector<int32_t> query_start = {0, 1}, seq_lens = {static_cast<int32_t>(ctx)};
+        const double bytes = 1.0 * ctx * sh.d * elem;  // V is part of the latent row
+        run(label, bytes, num_threads, [&] {
+          return be->paged_attention(q.view(), kt, v, query_start, seq_lens, tables, 0.05f,
+                                     out.view());
+        });
+      }
     }
   }
   return 0;

@@ -1,5 +1,5 @@
-// AVX2 instantiation of the CPU attention (one token x head per call, f32 and f16 caches); built with AVX2 flags (see
-// CMakeLists.txt). Invariant: called only when ops_isa() is avx2.
+// AVX2 instantiation of the CPU grouped attention (one token x KV head per call, f32 and f16
+// caches), built with its ISA flags. Invariant: called only when ops_isa() is avx2.
 #include "kernels/cpu/ops_isa.h"
 #include "kernels/cpu/ops_simd.h"
 #include "kernels/cpu/ops_vec_avx2.h"

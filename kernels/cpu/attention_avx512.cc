@@ -1,5 +1,5 @@
-// AVX512 instantiation of the CPU attention (one token x head per call, f32 and f16 caches); built with AVX512 flags (see
-// CMakeLists.txt). Invariant: called only when ops_isa() is avx512.
+// AVX512 instantiation of the CPU grouped attention (one token x KV head per call, f32 and f16
+// caches), built with its ISA flags. Invariant: called only when ops_isa() is avx512.
 #include "kernels/cpu/ops_isa.h"
 #include "kernels/cpu/ops_simd.h"
 #include "kernels/cpu/ops_vec_avx512.h"

@@ -38,15 +38,25 @@ void rope_cos_sin(const double* inv_freq, int half, int32_t position, double att
 void rope_apply(float* x, int64_t num_heads, int64_t head_stride, const float* cos,
                 const float* sin, int half, RopeSpec::Style style);
 
-// One (token t, query head h) of causal GQA attention (see ref::AttentionArgs).
-//   scores [positions[t] + 1] and acc [v_head_dim] are caller-provided scratch.
-void attention_head(const ref::AttentionArgs& args, int64_t t, int64_t h, float* scores,
-                    float* acc);
+// Grouped causal attention: one call covers token t and KV head g, i.e. the G = Hq / Hkv query
+// heads h = g * G + i (i < G), over keys [k0, k1) only, so that long contexts can be split
+// across threads. Each K / V row is read once per call. It leaves an online-softmax partial:
+//   m [G] = max score, l [G] = sum exp(score - m), acc [G, v_head_dim] = sum exp(score - m) v;
+// an empty range gives m = -inf, l = 0, acc = 0. Keys must lie in 0..positions[t].
+void attention_group(const ref::AttentionArgs& args, int64_t t, int64_t g, int64_t k0,
+                     int64_t k1, float* m, float* l, float* acc);
 
-// One (token t of sequence s, query head h) of paged attention (see ref::PagedAttentionArgs):
-// online softmax over tiles of keys gathered through the block table.
-//   acc [v_head_dim] is caller-provided scratch.
-void paged_attention_head(const ref::PagedAttentionArgs& args, int64_t s, int64_t t, int64_t h,
-                          float* acc);
+// The same for token t of sequence s of paged attention (see ref::PagedAttentionArgs);
+// keys must lie in 0..seq_lens[s] - n_s + (t - query_start[s]).
+void paged_attention_group(const ref::PagedAttentionArgs& args, int64_t s, int64_t t, int64_t g,
+                           int64_t k0, int64_t k1, float* m, float* l, float* acc);
+
+// Floats of one partial of attention_group: m [G], l [G], then acc [G, dv].
+inline int64_t attention_partial_floats(int64_t G, int64_t dv) { return G * (dv + 2); }
+
+// Merges n consecutive partials (each attention_partial_floats(G, dv) floats, laid out as
+// above) into out[i * o_head + c] = sum_p e^(m_p - M) acc_p / sum_p e^(m_p - M) l_p.
+void attention_merge(const float* parts, int64_t n, int64_t G, int64_t dv, float* out,
+                     int64_t o_head);
 
 }  // namespace tessera::kernels::cpu

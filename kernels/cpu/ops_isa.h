@@ -14,14 +14,16 @@
   void convert_f16_row(const float* src, uint16_t* dst, int64_t n);                            \
   void convert_bf16_row(const float* src, uint16_t* dst, int64_t n);                           \
   void rope_neox(float* x, const float* cos, const float* sin, int half);                      \
-  void attention_head_f32(const ref::AttentionArgs& a, int64_t t, int64_t h, float* scores,    \
-                          float* acc);                                                         \
-  void attention_head_f16(const ref::AttentionArgs& a, int64_t t, int64_t h, float* scores,    \
-                          float* acc);                                                         \
-  void paged_attention_head_f32(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,       \
-                                int64_t h, float* acc);                                        \
-  void paged_attention_head_f16(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,       \
-                                int64_t h, float* acc);
+  void attention_group_f32(const ref::AttentionArgs& a, int64_t t, int64_t g, int64_t k0,     \
+                           int64_t k1, float* m, float* l, float* acc);                        \
+  void attention_group_f16(const ref::AttentionArgs& a, int64_t t, int64_t g, int64_t k0,     \
+                           int64_t k1, float* m, float* l, float* acc);                        \
+  void paged_attention_group_f32(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,      \
+                                 int64_t g, int64_t k0, int64_t k1, float* m, float* l,       \
+                                 float* acc);                                                  \
+  void paged_attention_group_f16(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,      \
+                                 int64_t g, int64_t k0, int64_t k1, float* m, float* l,       \
+                                 float* acc);
 
 namespace tessera::kernels::cpu {
 namespace scalar {

@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "kernels/ref/ops.h"
 
@@ -112,187 +114,200 @@ struct SimdOps {
     }
   }
 
-  template <class KV>
-  static float dot(const float* q, const KV* k, int64_t d) {
-    Reg a0 = V::zero(), a1 = V::zero();
+  // ---- Grouped attention (one token x one KV head per call; all its query heads at once) ----
+  // Keys are taken in blocks of kKeyBlock (kKeyBlockWide for wide rows): each K / V row of a
+  // block is read from memory once (f16 rows converted once into an f32 buffer) and used from
+  // L1 for every query head of the group; each head keeps an online softmax (m, l, acc).
+
+  static constexpr int kKeyBlock = 16;
+  static constexpr int kKeyBlockWide = 8;  // when D + Dv > 512: a block stays within L1
+
+  static void f16_to_f32_row(const uint16_t* src, float* dst, int64_t n) {
     int64_t i = 0;
-    for (; i + 2 * W <= d; i += 2 * W) {
-      a0 = V::fmadd(V::load(q + i), load_kv(k + i), a0);
-      a1 = V::fmadd(V::load(q + i + W), load_kv(k + i + W), a1);
-    }
-    for (; i + W <= d; i += W) a0 = V::fmadd(V::load(q + i), load_kv(k + i), a0);
-    if (i < d) {
-      const int m = tail(d, i);
-      a1 = V::fmadd(V::load_partial(q + i, m), load_kv_partial(k + i, m), a1);
-    }
-    return V::reduce_add(V::add(a0, a1));
+    for (; i + W <= n; i += W) V::store(dst + i, V::load_f16(src + i));
+    if (i < n) V::store_partial(dst + i, V::load_f16_partial(src + i, tail(n, i)), tail(n, i));
   }
 
-  // acc[c .. c + CHUNKS*W) = sum_j p[j] * v_j[c ..]   (acc stored, not accumulated)
-  template <int CHUNKS, class KV>
-  static void weighted_sum(const float* p, const KV* v, int64_t v_tok, int64_t num_keys,
-                           int64_t c, int last_width, float* acc) {
+  // out[j] = scale * dot(q, rows[j]) for j < nb; four keys share each load of q.
+  static void block_scores(const float* q, const float* const* rows, int nb, int64_t d,
+                           float scale, float* out) {
+    int j = 0;
+    for (; j + 4 <= nb; j += 4) {
+      const float *r0 = rows[j], *r1 = rows[j + 1], *r2 = rows[j + 2], *r3 = rows[j + 3];
+      Reg a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+      int64_t i = 0;
+      for (; i + W <= d; i += W) {
+        const Reg qv = V::load(q + i);
+        a0 = V::fmadd(qv, V::load(r0 + i), a0);
+        a1 = V::fmadd(qv, V::load(r1 + i), a1);
+        a2 = V::fmadd(qv, V::load(r2 + i), a2);
+        a3 = V::fmadd(qv, V::load(r3 + i), a3);
+      }
+      if (i < d) {
+        const int m = tail(d, i);
+        const Reg qv = V::load_partial(q + i, m);
+        a0 = V::fmadd(qv, V::load_partial(r0 + i, m), a0);
+        a1 = V::fmadd(qv, V::load_partial(r1 + i, m), a1);
+        a2 = V::fmadd(qv, V::load_partial(r2 + i, m), a2);
+        a3 = V::fmadd(qv, V::load_partial(r3 + i, m), a3);
+      }
+      out[j] = V::reduce_add(a0) * scale;
+      out[j + 1] = V::reduce_add(a1) * scale;
+      out[j + 2] = V::reduce_add(a2) * scale;
+      out[j + 3] = V::reduce_add(a3) * scale;
+    }
+    for (; j < nb; ++j) {
+      Reg a0 = V::zero();
+      int64_t i = 0;
+      for (; i + W <= d; i += W) a0 = V::fmadd(V::load(q + i), V::load(rows[j] + i), a0);
+      if (i < d) {
+        a0 = V::fmadd(V::load_partial(q + i, tail(d, i)), V::load_partial(rows[j] + i, tail(d, i)),
+                      a0);
+      }
+      out[j] = V::reduce_add(a0) * scale;
+    }
+  }
+
+  // acc[c .. c + CHUNKS*W) = alpha * acc[..] + sum_j p[j] * rows[j][c ..]
+  template <int CHUNKS>
+  static void rescale_accumulate(const float* p, const float* const* rows, int nb, float alpha,
+                                 int64_t c, int last_width, float* acc) {
+    const Reg av = V::set1(alpha);
     Reg r[CHUNKS];
-    for (int u = 0; u < CHUNKS; ++u) r[u] = V::zero();
-    for (int64_t j = 0; j < num_keys; ++j) {
+    for (int u = 0; u + 1 < CHUNKS; ++u) r[u] = V::mul(V::load(acc + c + u * W), av);
+    r[CHUNKS - 1] = V::mul(V::load_partial(acc + c + (CHUNKS - 1) * W, last_width), av);
+    for (int j = 0; j < nb; ++j) {
       const Reg pj = V::set1(p[j]);
-      const KV* row = v + j * v_tok + c;
-      for (int u = 0; u + 1 < CHUNKS; ++u) r[u] = V::fmadd(pj, load_kv(row + u * W), r[u]);
-      const KV* last = row + (CHUNKS - 1) * W;
-      const Reg lv = last_width == W ? load_kv(last) : load_kv_partial(last, last_width);
+      const float* row = rows[j] + c;
+      for (int u = 0; u + 1 < CHUNKS; ++u) r[u] = V::fmadd(pj, V::load(row + u * W), r[u]);
+      const float* last = row + (CHUNKS - 1) * W;
+      const Reg lv = last_width == W ? V::load(last) : V::load_partial(last, last_width);
       r[CHUNKS - 1] = V::fmadd(pj, lv, r[CHUNKS - 1]);
     }
     for (int u = 0; u + 1 < CHUNKS; ++u) V::store(acc + c + u * W, r[u]);
     V::store_partial(acc + c + (CHUNKS - 1) * W, r[CHUNKS - 1], last_width);
   }
 
-  // One (token, head) of causal attention, three passes over the keys: scores, softmax,
-  // weighted sum of values. scores holds positions[t] + 1 floats; acc holds v_head_dim.
+  // Online-softmax partial of one KV group over keys [k0, k1) (see ops.h attention_group):
+  // key_row(j) / value_row(j) give key j's K / V row (type KV); q: G rows of stride q_head.
+  //   m [G], l [G], acc [G, dv]
+  template <class KV, class KeyRow, class ValueRow>
+  static void group_partial(const float* q, int64_t q_head, int64_t G, int64_t d, int64_t dv,
+                            float scale, KeyRow key_row, ValueRow value_row, int64_t k0,
+                            int64_t k1, float* m, float* l, float* acc) {
+    for (int64_t h = 0; h < G; ++h) {
+      m[h] = -INFINITY;
+      l[h] = 0.0f;
+    }
+    for (int64_t c = 0; c < G * dv; ++c) acc[c] = 0.0f;
+    const int kb = d + dv > 512 ? kKeyBlockWide : kKeyBlock;
+    constexpr bool kF16 = !std::is_same_v<KV, float>;
+    thread_local std::vector<float> conv;  // f16 only: kb rows of K then kb rows of V
+    if constexpr (kF16) {
+      const size_t need = static_cast<size_t>(kb) * static_cast<size_t>(d + dv);
+      if (conv.size() < need) conv.resize(need);
+    }
+    const float* k_rows[kKeyBlock];
+    const float* v_rows[kKeyBlock];
+    float p[kKeyBlock];
+    const int64_t k_bytes = d * static_cast<int64_t>(sizeof(KV));
+    const int64_t v_bytes = dv * static_cast<int64_t>(sizeof(KV));
+    for (int64_t j0 = k0; j0 < k1; j0 += kb) {
+      const int nb = static_cast<int>(k1 - j0 < kb ? k1 - j0 : kb);
+      // Rows sit a page or more apart (one KV head of a token, or a paged block), which the
+      // hardware prefetchers do not follow: ask for the next block's rows now.
+      const int64_t next_end = j0 + kb + kb < k1 ? j0 + kb + kb : k1;
+      for (int64_t j = j0 + kb; j < next_end; ++j) {
+        const char* kr = reinterpret_cast<const char*>(key_row(j));
+        const char* vr = reinterpret_cast<const char*>(value_row(j));
+        for (int64_t o = 0; o < k_bytes; o += 64) __builtin_prefetch(kr + o);
+        if (vr != kr) {
+          for (int64_t o = 0; o < v_bytes; o += 64) __builtin_prefetch(vr + o);
+        }
+      }
+      for (int j = 0; j < nb; ++j) {
+        const KV* kr = key_row(j0 + j);
+        const KV* vr = value_row(j0 + j);
+        if constexpr (kF16) {
+          float* kf = conv.data() + static_cast<size_t>(j) * d;
+          f16_to_f32_row(kr, kf, d);
+          k_rows[j] = kf;
+          if (static_cast<const void*>(vr) == static_cast<const void*>(kr)) {
+            v_rows[j] = kf;  // MLA: V is the leading part of the K row
+          } else {
+            float* vf = conv.data() + static_cast<size_t>(kb) * d + static_cast<size_t>(j) * dv;
+            f16_to_f32_row(vr, vf, dv);
+            v_rows[j] = vf;
+          }
+        } else {
+          k_rows[j] = kr;
+          v_rows[j] = vr;
+        }
+      }
+      for (int64_t h = 0; h < G; ++h) {
+        block_scores(q + h * q_head, k_rows, nb, d, scale, p);
+        float block_max = p[0];
+        for (int j = 1; j < nb; ++j) block_max = p[j] > block_max ? p[j] : block_max;
+        const float new_max = block_max > m[h] ? block_max : m[h];
+        const float alpha = m[h] == -INFINITY ? 0.0f : std::exp(m[h] - new_max);
+        m[h] = new_max;
+        const Reg mx = V::set1(new_max);
+        Reg sum = V::zero();
+        int j = 0;
+        for (; j + W <= nb; j += W) {
+          const Reg e = V::exp(V::sub(V::load(p + j), mx));
+          V::store(p + j, e);
+          sum = V::add(sum, e);
+        }
+        if (j < nb) {
+          const int r = tail(nb, j);
+          // NOTE: padding lanes give exp(-max) != 0; store partially and sum the stored values.
+          const Reg e = V::exp(V::sub(V::load_partial(p + j, r), mx));
+          V::store_partial(p + j, e, r);
+          sum = V::add(sum, V::load_partial(p + j, r));
+        }
+        l[h] = l[h] * alpha + V::reduce_add(sum);
+        float* acc_h = acc + h * dv;
+        int64_t c = 0;
+        for (; c + 4 * W <= dv; c += 4 * W) {
+          rescale_accumulate<4>(p, v_rows, nb, alpha, c, W, acc_h);
+        }
+        for (; c < dv; c += W) {
+          const int width = dv - c >= W ? W : static_cast<int>(dv - c);
+          rescale_accumulate<1>(p, v_rows, nb, alpha, c, width, acc_h);
+        }
+      }
+    }
+  }
+
   template <class KV>
-  static void attention_head(const ref::AttentionArgs& a, int64_t t, int64_t h, float* scores,
-                             float* acc) {
-    const int64_t kvh = h / (a.num_q_heads / a.num_kv_heads);
-    const int64_t num_keys = static_cast<int64_t>(a.positions[t]) + 1;
-    const float* q = a.q + t * a.q_tok + h * a.q_head;
-    const KV* k = static_cast<const KV*>(a.k) + kvh * a.k_head;
-    const KV* v = static_cast<const KV*>(a.v) + kvh * a.v_head;
-    for (int64_t j = 0; j < num_keys; ++j) scores[j] = dot(q, k + j * a.k_tok, a.head_dim) * a.scale;
-
-    Reg m = V::set1(-INFINITY);
-    int64_t j = 0;
-    for (; j + W <= num_keys; j += W) m = V::max(m, V::load(scores + j));
-    float max_score = V::reduce_max(m);
-    for (; j < num_keys; ++j) max_score = scores[j] > max_score ? scores[j] : max_score;
-
-    const Reg mx = V::set1(max_score);
-    Reg sum = V::zero();
-    for (j = 0; j + W <= num_keys; j += W) {
-      const Reg e = V::exp(V::sub(V::load(scores + j), mx));
-      V::store(scores + j, e);
-      sum = V::add(sum, e);
-    }
-    if (j < num_keys) {
-      const int r = tail(num_keys, j);
-      // NOTE: padding lanes load 0 and give exp(-max) != 0; mask them out by storing partially
-      // and summing the stored values only.
-      const Reg e = V::exp(V::sub(V::load_partial(scores + j, r), mx));
-      V::store_partial(scores + j, e, r);
-      sum = V::add(sum, V::load_partial(scores + j, r));
-    }
-    const float inv_sum = 1.0f / V::reduce_add(sum);
-
-    const int64_t dv = a.v_head_dim;
-    int64_t c = 0;
-    for (; c + 4 * W <= dv; c += 4 * W) weighted_sum<4>(scores, v, a.v_tok, num_keys, c, W, acc);
-    for (; c < dv; c += W) {
-      const int width = dv - c >= W ? W : static_cast<int>(dv - c);
-      weighted_sum<1>(scores, v, a.v_tok, num_keys, c, width, acc);
-    }
-    float* out = a.out + t * a.o_tok + h * a.o_head;
-    const Reg scale = V::set1(inv_sum);
-    for (c = 0; c + W <= dv; c += W) V::store(out + c, V::mul(V::load(acc + c), scale));
-    if (c < dv) {
-      const int r = tail(dv, c);
-      V::store_partial(out + c, V::mul(V::load_partial(acc + c, r), scale), r);
-    }
+  static void attention_group(const ref::AttentionArgs& a, int64_t t, int64_t g, int64_t k0,
+                              int64_t k1, float* m, float* l, float* acc) {
+    const int64_t G = a.num_q_heads / a.num_kv_heads;
+    const KV* k = static_cast<const KV*>(a.k) + g * a.k_head;
+    const KV* v = static_cast<const KV*>(a.v) + g * a.v_head;
+    const int64_t k_tok = a.k_tok, v_tok = a.v_tok;
+    group_partial<KV>(
+        a.q + t * a.q_tok + g * G * a.q_head, a.q_head, G, a.head_dim, a.v_head_dim, a.scale,
+        [=](int64_t j) { return k + j * k_tok; }, [=](int64_t j) { return v + j * v_tok; }, k0,
+        k1, m, l, acc);
   }
 
-  // acc[c .. c + CHUNKS*W) += sum_j p[j] * rows[j][c ..]   (rows: one V row per key)
-  template <int CHUNKS, class KV>
-  static void weighted_sum_rows(const float* p, const KV* const* rows, int64_t num_keys,
-                                int64_t c, int last_width, float* acc) {
-    Reg r[CHUNKS];
-    for (int u = 0; u + 1 < CHUNKS; ++u) r[u] = V::load(acc + c + u * W);
-    r[CHUNKS - 1] = V::load_partial(acc + c + (CHUNKS - 1) * W, last_width);
-    for (int64_t j = 0; j < num_keys; ++j) {
-      const Reg pj = V::set1(p[j]);
-      const KV* row = rows[j] + c;
-      for (int u = 0; u + 1 < CHUNKS; ++u) r[u] = V::fmadd(pj, load_kv(row + u * W), r[u]);
-      const KV* last = row + (CHUNKS - 1) * W;
-      const Reg lv = last_width == W ? load_kv(last) : load_kv_partial(last, last_width);
-      r[CHUNKS - 1] = V::fmadd(pj, lv, r[CHUNKS - 1]);
-    }
-    for (int u = 0; u + 1 < CHUNKS; ++u) V::store(acc + c + u * W, r[u]);
-    V::store_partial(acc + c + (CHUNKS - 1) * W, r[CHUNKS - 1], last_width);
-  }
-
-  static void scale_row(float* x, float f, int64_t n) {
-    const Reg fv = V::set1(f);
-    int64_t i = 0;
-    for (; i + W <= n; i += W) V::store(x + i, V::mul(V::load(x + i), fv));
-    if (i < n) V::store_partial(x + i, V::mul(V::load_partial(x + i, tail(n, i)), fv), tail(n, i));
-  }
-
-  // Keys per tile of the paged online softmax: scores and row pointers live on the stack.
-  static constexpr int64_t kPagedTile = 64;
-
-  // One (token t of sequence s, query head h) of paged attention: online softmax over tiles of
-  // up to kPagedTile keys gathered through the block table. acc holds v_head_dim floats.
   template <class KV>
-  static void paged_attention_head(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,
-                                   int64_t h, float* acc) {
-    const int64_t kvh = h / (a.num_q_heads / a.num_kv_heads);
-    const int64_t n = a.query_start[s + 1] - a.query_start[s];
-    const int64_t num_keys = a.seq_lens[s] - n + (t - a.query_start[s]) + 1;
+  static void paged_attention_group(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,
+                                    int64_t g, int64_t k0, int64_t k1, float* m, float* l,
+                                    float* acc) {
+    const int64_t G = a.num_q_heads / a.num_kv_heads;
     const int32_t* table = a.block_tables + s * a.bt_stride;
-    const float* q = a.q + t * a.q_tok + h * a.q_head;
-    const KV* k = static_cast<const KV*>(a.k) + kvh * a.k_head;
-    const KV* v = static_cast<const KV*>(a.v) + kvh * a.v_head;
-    const int64_t dv = a.v_head_dim;
-    for (int64_t c = 0; c < dv; ++c) acc[c] = 0.0f;
-    float scores[kPagedTile];
-    const KV* v_rows[kPagedTile];
-    float max_score = -INFINITY;
-    float sum = 0.0f;
-    for (int64_t j0 = 0; j0 < num_keys; j0 += kPagedTile) {
-      const int64_t m = num_keys - j0 < kPagedTile ? num_keys - j0 : kPagedTile;
-      float tile_max = -INFINITY;
-      for (int64_t j = 0; j < m; ++j) {
-        const int64_t key = j0 + j;
-        const int64_t block = table[key / a.block_size];
-        const int64_t slot = key % a.block_size;
-        scores[j] = dot(q, k + block * a.k_block + slot * a.k_slot, a.head_dim) * a.scale;
-        v_rows[j] = v + block * a.v_block + slot * a.v_slot;
-        tile_max = scores[j] > tile_max ? scores[j] : tile_max;
-      }
-      const float new_max = tile_max > max_score ? tile_max : max_score;
-      if (max_score != -INFINITY && new_max != max_score) {
-        const float alpha = std::exp(max_score - new_max);
-        sum *= alpha;
-        scale_row(acc, alpha, dv);
-      }
-      max_score = new_max;
-      const Reg mx = V::set1(max_score);
-      Reg tile_sum = V::zero();
-      int64_t j = 0;
-      for (; j + W <= m; j += W) {
-        const Reg e = V::exp(V::sub(V::load(scores + j), mx));
-        V::store(scores + j, e);
-        tile_sum = V::add(tile_sum, e);
-      }
-      if (j < m) {
-        const int r = tail(m, j);
-        // NOTE: padding lanes give exp(-max) != 0; store partially and sum the stored values.
-        const Reg e = V::exp(V::sub(V::load_partial(scores + j, r), mx));
-        V::store_partial(scores + j, e, r);
-        tile_sum = V::add(tile_sum, V::load_partial(scores + j, r));
-      }
-      sum += V::reduce_add(tile_sum);
-      int64_t c = 0;
-      for (; c + 4 * W <= dv; c += 4 * W) weighted_sum_rows<4>(scores, v_rows, m, c, W, acc);
-      for (; c < dv; c += W) {
-        const int width = dv - c >= W ? W : static_cast<int>(dv - c);
-        weighted_sum_rows<1>(scores, v_rows, m, c, width, acc);
-      }
-    }
-    float* out = a.out + t * a.o_tok + h * a.o_head;
-    const Reg inv = V::set1(1.0f / sum);
-    int64_t c = 0;
-    for (; c + W <= dv; c += W) V::store(out + c, V::mul(V::load(acc + c), inv));
-    if (c < dv) {
-      const int r = tail(dv, c);
-      V::store_partial(out + c, V::mul(V::load_partial(acc + c, r), inv), r);
-    }
+    const KV* k = static_cast<const KV*>(a.k) + g * a.k_head;
+    const KV* v = static_cast<const KV*>(a.v) + g * a.v_head;
+    const int64_t bs = a.block_size, k_block = a.k_block, k_slot = a.k_slot;
+    const int64_t v_block = a.v_block, v_slot = a.v_slot;
+    group_partial<KV>(
+        a.q + t * a.q_tok + g * G * a.q_head, a.q_head, G, a.head_dim, a.v_head_dim, a.scale,
+        [=](int64_t j) { return k + table[j / bs] * k_block + (j % bs) * k_slot; },
+        [=](int64_t j) { return v + table[j / bs] * v_block + (j % bs) * v_slot; }, k0, k1, m, l,
+        acc);
   }
 };
 
@@ -325,22 +340,24 @@ struct SimdOps {
     SimdOps<V>::rope_neox(x, cos, sin, half);                                \
   }
 
-#define TESSERA_DEFINE_ATTENTION_OPS(V)                                                       \
-  void attention_head_f32(const ref::AttentionArgs& a, int64_t t, int64_t h, float* scores,  \
-                          float* acc) {                                                       \
-    SimdOps<V>::attention_head<float>(a, t, h, scores, acc);                                 \
-  }                                                                                           \
-  void attention_head_f16(const ref::AttentionArgs& a, int64_t t, int64_t h, float* scores,  \
-                          float* acc) {                                                       \
-    SimdOps<V>::attention_head<uint16_t>(a, t, h, scores, acc);                              \
+#define TESSERA_DEFINE_ATTENTION_OPS(V)                                                    \
+  void attention_group_f32(const ref::AttentionArgs& a, int64_t t, int64_t g, int64_t k0, \
+                           int64_t k1, float* m, float* l, float* acc) {                   \
+    SimdOps<V>::attention_group<float>(a, t, g, k0, k1, m, l, acc);                        \
+  }                                                                                        \
+  void attention_group_f16(const ref::AttentionArgs& a, int64_t t, int64_t g, int64_t k0, \
+                           int64_t k1, float* m, float* l, float* acc) {                   \
+    SimdOps<V>::attention_group<uint16_t>(a, t, g, k0, k1, m, l, acc);                     \
   }
 
-#define TESSERA_DEFINE_PAGED_ATTENTION_OPS(V)                                                 \
-  void paged_attention_head_f32(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,      \
-                                int64_t h, float* acc) {                                      \
-    SimdOps<V>::paged_attention_head<float>(a, s, t, h, acc);                                \
-  }                                                                                           \
-  void paged_attention_head_f16(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,      \
-                                int64_t h, float* acc) {                                      \
-    SimdOps<V>::paged_attention_head<uint16_t>(a, s, t, h, acc);                             \
+#define TESSERA_DEFINE_PAGED_ATTENTION_OPS(V)                                                \
+  void paged_attention_group_f32(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,    \
+                                 int64_t g, int64_t k0, int64_t k1, float* m, float* l,     \
+                                 float* acc) {                                              \
+    SimdOps<V>::paged_attention_group<float>(a, s, t, g, k0, k1, m, l, acc);                \
+  }                                                                                         \
+  void paged_attention_group_f16(const ref::PagedAttentionArgs& a, int64_t s, int64_t t,    \
+                                 int64_t g, int64_t k0, int64_t k1, float* m, float* l,     \
+                                 float* acc) {                                              \
+    SimdOps<V>::paged_attention_group<uint16_t>(a, s, t, g, k0, k1, m, l, acc);             \
   }

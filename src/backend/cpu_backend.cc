@@ -44,6 +44,50 @@ float* scratch(std::vector<float>& v, size_t n) {
   return v.data();
 }
 
+// Grouped attention over num_tasks (token, KV head) tasks of G query heads each. With fewer
+// tasks than twice the threads (decode), each task's keys are split into pieces of at least
+// kMinSplitKeys whose online-softmax partials are merged afterwards. Tasks are dealt out
+// round-robin so that causal prefill (later tokens read more keys) stays balanced.
+//   num_keys(task), group(task, k0, k1, m, l, acc), out(task) -> the task's first output row
+constexpr int64_t kMinSplitKeys = 256;
+template <class NumKeys, class Group, class Out>
+void grouped_attention(int64_t num_tasks, int64_t G, int64_t dv, int64_t o_head, int64_t max_keys,
+                       const NumKeys& num_keys, const Group& group, const Out& out) {
+  ThreadPool& pool = default_thread_pool();
+  const int64_t threads = pool.num_threads();
+  int64_t splits = 1;
+  if (num_tasks < 2 * threads) {
+    splits = std::min((2 * threads + num_tasks - 1) / num_tasks, max_keys / kMinSplitKeys);
+    splits = std::max<int64_t>(splits, 1);
+  }
+  const int64_t P = kernels::cpu::attention_partial_floats(G, dv);
+  if (splits == 1) {
+    pool.run([&](int index, int count) {
+      thread_local std::vector<float> part_buf;
+      float* part = scratch(part_buf, static_cast<size_t>(P));
+      for (int64_t task = index; task < num_tasks; task += count) {
+        group(task, 0, num_keys(task), part, part + G, part + 2 * G);
+        kernels::cpu::attention_merge(part, 1, G, dv, out(task), o_head);
+      }
+    });
+    return;
+  }
+  thread_local std::vector<float> parts_buf;
+  float* parts = scratch(parts_buf, static_cast<size_t>(num_tasks * splits * P));
+  pool.run([&](int index, int count) {
+    for (int64_t i = index; i < num_tasks * splits; i += count) {
+      const int64_t task = i / splits, piece = i % splits, nk = num_keys(task);
+      float* part = parts + i * P;
+      group(task, nk * piece / splits, nk * (piece + 1) / splits, part, part + G, part + 2 * G);
+    }
+  });
+  pool.parallel_for(num_tasks, 1, [&](int64_t b, int64_t e) {
+    for (int64_t task = b; task < e; ++task) {
+      kernels::cpu::attention_merge(parts + task * splits * P, splits, G, dv, out(task), o_head);
+    }
+  });
+}
+
 class CpuBackend final : public Backend {
  public:
   std::string_view name() const override { return "cpu"; }
@@ -163,16 +207,14 @@ class CpuBackend final : public Backend {
         to_attention_args(q, k_cache, v_cache, positions, scale, out);
     if (a.num_tokens == 0) return Status::ok_status();
     const int32_t max_pos = *std::max_element(positions.begin(), positions.end());
-    const int64_t num_pairs = a.num_tokens * a.num_q_heads;
-    default_thread_pool().parallel_for(num_pairs, 1, [&](int64_t b, int64_t e) {
-      thread_local std::vector<float> scores_buf;
-      thread_local std::vector<float> acc_buf;
-      float* scores = scratch(scores_buf, static_cast<size_t>(max_pos) + 1);
-      float* acc = scratch(acc_buf, static_cast<size_t>(a.v_head_dim));
-      for (int64_t p = b; p < e; ++p) {
-        kernels::cpu::attention_head(a, p / a.num_q_heads, p % a.num_q_heads, scores, acc);
-      }
-    });
+    const int64_t hkv = a.num_kv_heads, G = a.num_q_heads / a.num_kv_heads;
+    grouped_attention(
+        a.num_tokens * hkv, G, a.v_head_dim, a.o_head, static_cast<int64_t>(max_pos) + 1,
+        [&](int64_t task) { return static_cast<int64_t>(positions[task / hkv]) + 1; },
+        [&](int64_t task, int64_t k0, int64_t k1, float* m, float* l, float* acc) {
+          kernels::cpu::attention_group(a, task / hkv, task % hkv, k0, k1, m, l, acc);
+        },
+        [&](int64_t task) { return a.out + task / hkv * a.o_tok + task % hkv * G * a.o_head; });
     return Status::ok_status();
   }
 
@@ -185,19 +227,27 @@ class CpuBackend final : public Backend {
         q, k_cache, v_cache, query_start, seq_lens, block_tables, scale, out);
     const int64_t num_tokens = q.dim(0);
     if (num_tokens == 0) return Status::ok_status();
-    const int64_t num_pairs = num_tokens * a.num_q_heads;
-    default_thread_pool().parallel_for(num_pairs, 1, [&](int64_t b, int64_t e) {
-      thread_local std::vector<float> acc_buf;
-      float* acc = scratch(acc_buf, static_cast<size_t>(a.v_head_dim));
-      for (int64_t p = b; p < e; ++p) {
-        const int64_t t = p / a.num_q_heads;
-        // The sequence owning row t: the last s with query_start[s] <= t (empty ones skipped).
-        const int64_t s =
-            std::upper_bound(query_start.begin(), query_start.end(), static_cast<int32_t>(t)) -
-            query_start.begin() - 1;
-        kernels::cpu::paged_attention_head(a, s, t, p % a.num_q_heads, acc);
-      }
-    });
+    const int64_t hkv = a.num_kv_heads, G = a.num_q_heads / a.num_kv_heads;
+    // The sequence owning row t: the last s with query_start[s] <= t (empty ones skipped).
+    auto seq_of = [&](int64_t t) {
+      return static_cast<int64_t>(std::upper_bound(query_start.begin(), query_start.end(),
+                                                   static_cast<int32_t>(t)) -
+                                  query_start.begin() - 1);
+    };
+    // Token t of sequence s reads keys 0..seq_lens[s] - n_s + (t - query_start[s]).
+    auto keys_of = [&](int64_t s, int64_t t) {
+      return static_cast<int64_t>(seq_lens[s]) - (query_start[s + 1] - query_start[s]) +
+             (t - query_start[s]) + 1;
+    };
+    const int64_t max_keys = *std::max_element(seq_lens.begin(), seq_lens.end());
+    grouped_attention(
+        num_tokens * hkv, G, a.v_head_dim, a.o_head, max_keys,
+        [&](int64_t task) { return keys_of(seq_of(task / hkv), task / hkv); },
+        [&](int64_t task, int64_t k0, int64_t k1, float* m, float* l, float* acc) {
+          const int64_t t = task / hkv;
+          kernels::cpu::paged_attention_group(a, seq_of(t), t, task % hkv, k0, k1, m, l, acc);
+        },
+        [&](int64_t task) { return a.out + task / hkv * a.o_tok + task % hkv * G * a.o_head; });
     return Status::ok_status();
   }
 

@@ -188,6 +188,14 @@ void add_attention_cases(std::vector<OpCase>& cases) {
       {"odd_dims", 2, 6, 2, 23, 41, 33, 30, true, 1.0f},
       {"long_8192", 1, 9, 3, 64, 64, 8192, 8191, false, 1.0f},
       {"long_prefill", 4, 4, 2, 64, 64, 5000, 4093, true, 1.0f},
+      // Grouped kernel: group sizes 1 / 3 / 8 / 16, key blocks with tails, split keys (few
+      // (token, KV head) tasks over >= 512 keys) and the MLA shape (576 / 512, one KV head).
+      {"gqa1_ctx1", 1, 4, 4, 64, 64, 1, 0, false, 1.0f},
+      {"gqa3_ctx17", 1, 9, 3, 64, 64, 17, 16, true, 1.0f},
+      {"gqa8_ctx1000_split", 1, 8, 1, 128, 128, 1000, 999, false, 1.0f},
+      {"gqa16_ctx1500_split", 1, 16, 1, 64, 64, 1500, 1499, true, 4.0f},
+      {"mla16_ctx1000_split", 1, 16, 1, 576, 512, 1000, 999, false, 1.0f},
+      {"gqa16_prefill_ctx1100", 9, 32, 2, 32, 32, 1100, 1091, false, 4.0f},
   };
   for (DType kv : {DType::kF32, DType::kF16}) {
     for (const Shape& s : shapes) {

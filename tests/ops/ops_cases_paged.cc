@@ -104,6 +104,9 @@ void add_paged_attention_cases(std::vector<OpCase>& cases) {
       {"odd_dims_bs7_gqa3", 6, 2, 23, 41, 7, {{3, 2}, {11, 1}}, false, true},
       {"mla_alias_bs16", 16, 1, 576, 512, 16, {{0, 3}, {40, 1}, {17, 4}}, true, false},
       {"long_decode_4096", 9, 3, 64, 64, 16, {{4095, 1}, {2, 1}}, false, false},
+      // Split keys (few (token, KV head) tasks over long contexts), MLA and GQA 16.
+      {"mla_alias_split_bs16", 16, 1, 576, 512, 16, {{1500, 1}}, true, false},
+      {"gqa16_split_bs16", 16, 1, 64, 64, 16, {{1200, 1}, {3, 1}}, false, true},
   };
   for (DType kv : {DType::kF32, DType::kF16}) {
     for (const PagedShape& s : shapes) {
