@@ -16,8 +16,16 @@ for t in $targets; do
   work=$(mktemp -d)
   cp -r "tests/fuzz/corpus/$t/." "$work/" 2>/dev/null || true
   echo "[fuzz] $t for ${seconds}s"
-  (cd build-fuzz && "./tests/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=2048 \
-     -max_len=65536 -print_final_stats=1 "$work" 2>&1 | tail -n 12)
-  rm -rf "$work"
+  log="$work.log"
+  if ! (cd build-fuzz && "./tests/fuzz/$t" -max_total_time="$seconds" -rss_limit_mb=2048 \
+          -max_len=65536 -print_final_stats=1 "$work" >"$log" 2>&1); then
+    # The sanitizer report (stack, summary) and where libFuzzer left the input.
+    grep -E -A60 '^==[0-9]+==(ERROR|WARNING)|runtime error|deadly signal' "$log" | head -n 100
+    tail -n 12 "$log"
+    echo "[fuzz] $t FAILED (the input is in build-fuzz/; add it to tests/fuzz/corpus/$t/)"
+    exit 1
+  fi
+  tail -n 12 "$log"
+  rm -rf "$work" "$log"
 done
 echo "[fuzz] all targets ran clean"
