@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tessera/api/openai.h"
+#include "tessera/sampling/grammar.h"
 
 namespace tessera::api {
 
@@ -77,5 +78,11 @@ std::string dump_json(const ojson& value);
 
 // A random alphanumeric string (tool call ids).
 std::string random_alnum(size_t length);
+
+// The grammar of exactly one tool call in `format`'s syntax (kNone: Hermes) whose name is one
+// of `names` and whose arguments are a JSON object (constrained_decoding.cc); null when a
+// name cannot be an option (empty).
+std::shared_ptr<const sampling::Grammar> tool_call_grammar(ToolCallFormat format,
+                                                           const std::vector<std::string>& names);
 
 }  // namespace tessera::api

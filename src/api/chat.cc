@@ -54,6 +54,9 @@ std::optional<ApiError> normalise_tool_calls(ojson* calls, size_t index, ToolCal
   if (!calls->is_array()) return type_error(param, "an array", *calls);
   for (auto& call : *calls) {
     if (!call.is_object()) return type_error(param, "an array of objects", call);
+    // NOTE: inserting into an ordered_json object may reallocate it, so add "type" before
+    // holding any iterator into `call`.
+    if (call.find("type") == call.end()) call["type"] = "function";
     auto function = call.find("function");
     if (function == call.end() || !function->is_object()) {
       return bad_request("each tool call needs a 'function' object", param);
@@ -62,7 +65,6 @@ std::optional<ApiError> normalise_tool_calls(ojson* calls, size_t index, ToolCal
     if (name == function->end() || !name->is_string()) {
       return bad_request("each tool call needs a string 'function.name'", param);
     }
-    if (call.find("type") == call.end()) call["type"] = "function";
     auto args = function->find("arguments");
     if (args == function->end() || args->is_null()) {
       (*function)["arguments"] =
@@ -232,6 +234,20 @@ Prepared prepare_chat_impl(std::string_view body_text, const ServedModel& model)
   if (auto e = read_tool_choice(body, tools, shape.get())) return *e;
   if (shape->tool_choice != ToolChoice::kNone) {
     shape->tool_format = model.tool_call_format;
+    if (shape->tool_choice == ToolChoice::kRequired || shape->tool_choice == ToolChoice::kNamed) {
+      // Constrained: exactly one call, in the family's syntax (Hermes for templates without one).
+      if (shape->tool_format == ToolCallFormat::kNone) shape->tool_format = ToolCallFormat::kHermes;
+      std::vector<std::string> names;
+      if (shape->tool_choice == ToolChoice::kNamed) {
+        names.push_back(shape->named_tool);
+      } else {
+        for (const auto& tool : tools) names.push_back(tool["function"]["name"].get<std::string>());
+      }
+      request.grammar = tool_call_grammar(shape->tool_format, names);
+      if (request.grammar == nullptr) {
+        return bad_request("tool names must be non-empty to force a tool call", "tools");
+      }
+    }
     // Mistral's and Llama's markers are special tokens: keep them in the text to parse them.
     if (model.tool_call_format == ToolCallFormat::kMistral ||
         model.tool_call_format == ToolCallFormat::kLlama3Json) {

@@ -318,11 +318,13 @@ std::optional<ApiError> read_common_fields(const ojson& body, const ServedModel&
   if (format != body.end() && !format->is_null()) {
     if (!format->is_object()) return type_error("response_format", "an object", *format);
     auto type = format->find("type");
-    if (type == format->end() || !type->is_string() || *type != "text") {
+    if (type == format->end() || !type->is_string() ||
+        (*type != "text" && *type != "json_object" && *type != "json_schema")) {
       return range_error("response_format",
-                         "'response_format' other than {\"type\": \"text\"} is not supported: "
-                         "this server does not constrain decoding to a schema yet");
+                         "'response_format.type' must be text, json_object or json_schema");
     }
+    // NOTE: json_schema is decoded as any JSON object: the schema itself is not enforced yet.
+    if (*type != "text") request->grammar = sampling::Grammar::json(/*object_only=*/true);
   }
   return std::nullopt;
 }

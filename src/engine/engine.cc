@@ -136,6 +136,10 @@ class EngineImpl final : public Engine {
   void step();
   void start_choices(RequestState& state, int32_t row, const float* logits);
   void sample_choice(RequestState& state, int32_t choice, std::span<float> row);
+  // Grammar-constrained choices: the token mask of the choice's state ([vocab]; empty span when
+  // unconstrained), and after a token whether the grammar is complete with nothing more to take.
+  std::span<const uint8_t> grammar_mask(RequestState& state, int32_t choice);
+  bool advance_grammar(RequestState& state, int32_t choice, int32_t token);
   void fail_step(const sched::SchedulerOutput& out, const Status& error);
   void collect(RequestState& state);
   void emit();
@@ -160,6 +164,8 @@ class EngineImpl final : public Engine {
   kv::SeqId next_seq_ = 1;
   std::mt19937_64 seed_gen_;
   std::vector<float> row_scratch_;  // [vocab]
+  std::unique_ptr<sampling::TokenMask> token_mask_;  // built on the first grammar request
+  std::vector<uint8_t> mask_scratch_;                // [vocab]
   std::vector<RequestState*> touched_;
   std::vector<Emission> emissions_;
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0, num_steps_ = 0;
@@ -320,10 +326,11 @@ void EngineImpl::start_choices(RequestState& state, int32_t, const float* logits
       sample_choice(state, i, std::span<float>(row_scratch_.data(), vocab));
       continue;
     }
-    const sampling::TokenChoice t = c.sampler->sample(row_scratch_, state.masked_ids(i));
+    const sampling::TokenChoice t =
+        c.sampler->sample(row_scratch_, state.masked_ids(i), grammar_mask(state, i));
     ++generation_tokens_;
     const bool last = state.max_new_tokens() <= 1;
-    if (state.on_token(i, t, last)) continue;
+    if (state.on_token(i, t, last, advance_grammar(state, i, t.token))) continue;
     std::vector<int32_t> prompt = state.request().prompt_tokens;
     prompt.push_back(t.token);
     const kv::SeqId seq = next_seq_++;
@@ -347,10 +354,12 @@ void EngineImpl::sample_choice(RequestState& state, int32_t choice, std::span<fl
   const kv::SeqId seq = c.seq;
   const sched::Sequence* s = scheduler_.find(seq);
   TESSERA_CHECK(s != nullptr, "sampling unknown sequence {}", seq);
-  const sampling::TokenChoice t = c.sampler->sample(row, state.masked_ids(choice));
+  const sampling::TokenChoice t =
+      c.sampler->sample(row, state.masked_ids(choice), grammar_mask(state, choice));
   ++generation_tokens_;
   const bool last = s->num_output_tokens() + 1 >= s->max_new_tokens;
-  const std::optional<FinishReason> reason = state.on_token(choice, t, last);
+  const std::optional<FinishReason> reason =
+      state.on_token(choice, t, last, advance_grammar(state, choice, t.token));
   if (reason == FinishReason::kStop) {
     scheduler_.finish(seq, sched::FinishReason::kStop);
   } else {
@@ -360,6 +369,33 @@ void EngineImpl::sample_choice(RequestState& state, int32_t choice, std::span<fl
     owners_.erase(seq);
     TESSERA_CHECK(scheduler_.find(seq) == nullptr, "finished choice's sequence {} still live", seq);
   }
+}
+
+std::span<const uint8_t> EngineImpl::grammar_mask(RequestState& state, int32_t choice) {
+  ChoiceState& c = state.choice(choice);
+  if (!c.grammar) return {};
+  if (!token_mask_) {
+    token_mask_ = std::make_unique<sampling::TokenMask>(*tokenizer_, config_.eos_token_ids);
+  }
+  token_mask_->allowed(*c.grammar, mask_scratch_);
+  mask_scratch_.resize(static_cast<size_t>(model_->vocab_size()), 0);  // ids past the tokenizer
+  return mask_scratch_;
+}
+
+bool EngineImpl::advance_grammar(RequestState& state, int32_t choice, int32_t token) {
+  ChoiceState& c = state.choice(choice);
+  if (!c.grammar) return false;
+  if (std::find(config_.eos_token_ids.begin(), config_.eos_token_ids.end(), token) !=
+      config_.eos_token_ids.end()) {
+    return false;  // eos (only sampled once complete) ends the choice through on_token
+  }
+  if (tokenizer_->is_special(token) || !c.grammar->advance(tokenizer_->token_to_piece(token))) {
+    // Only when every allowed id had -inf logits (the sampler then falls back): end here.
+    TESSERA_LOG_WARN("request {} choice {}: token {} leaves the grammar; stopping",
+                     state.id(), choice, token);
+    return true;
+  }
+  return c.grammar->is_complete() && !c.grammar->can_continue();
 }
 
 // A failed forward pass: the requests it carried end with kError; the others carry on.

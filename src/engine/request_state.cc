@@ -30,6 +30,7 @@ ChoiceState::ChoiceState(int32_t i, const text::Tokenizer& tokenizer,
       detok(tokenizer, request.skip_special_tokens),
       stops(request.stop, request.include_stop_str_in_output) {
   delta.index = i;
+  if (request.grammar) grammar.emplace(request.grammar);
 }
 
 RequestState::RequestState(RequestId id, GenerateRequest request, OutputCallback callback,
@@ -60,7 +61,7 @@ std::span<const int32_t> RequestState::masked_ids(int32_t i) const {
 }
 
 std::optional<FinishReason> RequestState::on_token(int32_t i, const sampling::TokenChoice& token,
-                                                   bool length_reached) {
+                                                   bool length_reached, bool grammar_done) {
   ChoiceState& c = choices_[i];
   TESSERA_CHECK(!c.finish.has_value(), "token for finished choice {} of request {}", i, id_);
   c.sampler->accept(token.token);
@@ -86,6 +87,10 @@ std::optional<FinishReason> RequestState::on_token(int32_t i, const sampling::To
   if (c.stops.matched()) {
     c.delta.stop_reason = *c.stops.matched();
     close_choice(c, FinishReason::kStop, /*flush_text=*/false);
+    return FinishReason::kStop;
+  }
+  if (grammar_done) {
+    close_choice(c, FinishReason::kStop, /*flush_text=*/true);
     return FinishReason::kStop;
   }
   if (length_reached) {

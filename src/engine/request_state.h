@@ -14,6 +14,7 @@
 #include "src/engine/stop_strings.h"
 #include "tessera/engine/engine.h"
 #include "tessera/kv/block_manager.h"
+#include "tessera/sampling/grammar.h"
 #include "tessera/sampling/sequence_sampler.h"
 #include "tessera/text/detokenizer.h"
 
@@ -25,6 +26,7 @@ struct ChoiceState {
   int32_t index = 0;
   kv::SeqId seq = -1;  // the scheduler's sequence; -1 while none (not forked yet, or finished)
   std::optional<sampling::SequenceSampler> sampler;  // set when the choice starts sampling
+  std::optional<sampling::GrammarState> grammar;      // set when the request has a grammar
   text::IncrementalDetokenizer detok;
   StopStringFilter stops;
   int32_t num_generated = 0;
@@ -48,9 +50,10 @@ class RequestState {
   // Ids masked in choice `i`'s next draw: eos and stop ids while min_tokens are not out yet.
   std::span<const int32_t> masked_ids(int32_t i) const;
   // Records `token` for choice `i`; `length_reached` says it is the last one the length limit
-  // allows. Returns the finish reason when this token ended the choice.
+  // allows; `grammar_done` that the choice's grammar is complete and takes nothing more (a
+  // kStop). Returns the finish reason when this token ended the choice.
   std::optional<FinishReason> on_token(int32_t i, const sampling::TokenChoice& token,
-                                       bool length_reached);
+                                       bool length_reached, bool grammar_done = false);
   // Ends choice `i` without a token (abort, error). No-op when already finished.
   void finish_choice(int32_t i, FinishReason reason);
 

@@ -90,13 +90,20 @@ std::vector<std::pair<int32_t, double>> SequenceSampler::last_distribution() con
   return out;
 }
 
-TokenChoice SequenceSampler::sample(std::span<float> logits, std::span<const int32_t> masked) {
+TokenChoice SequenceSampler::sample(std::span<float> logits, std::span<const int32_t> masked,
+                                    std::span<const uint8_t> allowed) {
   TESSERA_CHECK(!logits.empty(), "sample() of an empty logits row");
   TokenChoice choice;
   double log_norm = 0.0;
   if (params_.logprobs) {
     log_norm = raw_log_normalizer(logits);
     save_raw(logits, masked);
+  }
+  if (!allowed.empty()) {
+    // The drawn id is always allowed, so its raw logit (for logprobs) is never edited here.
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (i >= allowed.size() || allowed[i] == 0) logits[i] = kNegInf;
+    }
   }
   apply_bias_mask_penalties(logits, masked);
   if (greedy()) {

@@ -1,6 +1,8 @@
 """The OpenAI protocol through the official client and raw httpx: completions and chat,
 streaming with usage, n, logprobs, stop strings, seeds, tools, tokenize, models."""
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -140,6 +142,30 @@ def test_tools_accepted(client):
                                             max_tokens=16, temperature=0, stream=True)
     chunks = list(stream)
     assert chunks[-1].choices[0].finish_reason in ("stop", "length", "tool_calls")
+
+
+
+def test_tool_choice_required_is_enforced(client):
+    """tool_choice required constrains decoding: every answer is a get_weather call, whole (with
+    JSON-object arguments) or cut by max_tokens inside its arguments (the schema is not enforced,
+    and the 135M model can loop on keys); at least one run completes the call."""
+    messages = [{"role": "user", "content": "Call get_weather for Paris."}]
+    prefix = '<tool_call>\n{"name": "get_weather", "arguments": {'
+    completed = 0
+    for seed in range(4):
+        out = client.chat.completions.create(model=MODEL_NAME, messages=messages, tools=TOOLS,
+                                             tool_choice="required", max_tokens=200,
+                                             temperature=0.7, seed=seed)
+        choice = out.choices[0]
+        if choice.finish_reason == "tool_calls":
+            call = choice.message.tool_calls[0]
+            assert call.function.name == "get_weather"
+            assert isinstance(json.loads(call.function.arguments), dict)
+            completed += 1
+        else:
+            assert choice.finish_reason == "length", choice
+            assert choice.message.content.startswith(prefix), choice
+    assert completed >= 1
 
 
 def test_tokenize_roundtrip(base_url):

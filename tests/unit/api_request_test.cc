@@ -189,7 +189,7 @@ TEST_F(ApiRequestTest, CompletionRejectionsNameTheParam) {
       {"prompt nested mixed", {{"prompt", {{1}, 2}}}, "prompt"},
       {"best_of", {{"best_of", 3}}, "best_of"},
       {"suffix", {{"suffix", "tail"}}, "suffix"},
-      {"response_format", {{"response_format", {{"type", "json_object"}}}}, "response_format"},
+      {"response_format", {{"response_format", {{"type", "regex"}}}}, "response_format"},
       {"context", {{"max_tokens", 5000}}, "prompt"},
   };
   for (const BadCase& c : cases) {

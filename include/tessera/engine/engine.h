@@ -23,6 +23,9 @@ class Model;
 namespace tessera::text {
 class Tokenizer;
 }
+namespace tessera::sampling {
+class Grammar;
+}
 
 namespace tessera::engine {
 
@@ -51,6 +54,10 @@ struct GenerateRequest {
   int32_t priority = 0;                // lower runs first; FCFS among equals
   uint64_t cache_salt = 0;             // prefix-cache namespace; 0 = shared
   std::string request_id;              // caller's label for logs; may be empty
+  // Constrained decoding: each completion only samples tokens that keep its output in this
+  // grammar, and stops (kStop) once the output is complete and nothing more fits; eos is
+  // allowed only when complete. Null: unconstrained.
+  std::shared_ptr<const sampling::Grammar> grammar;
 };
 
 struct TokenLogprob {

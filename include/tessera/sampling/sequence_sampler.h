@@ -29,8 +29,11 @@ class SequenceSampler {
   SequenceSampler(const SamplingParams& params, uint64_t seed, std::span<const int32_t> prompt);
 
   // Picks the next token from `logits` (f32 [vocab], overwritten as scratch). Ids in `masked`
-  // get -inf first (min_tokens holding back eos / stop ids). Call accept() with the result.
-  TokenChoice sample(std::span<float> logits, std::span<const int32_t> masked = {});
+  // get -inf first (min_tokens holding back eos / stop ids); so do ids with allowed[id] == 0
+  // when `allowed` is given ([vocab], a grammar's token mask). Logprobs stay those of the raw
+  // row. Call accept() with the result.
+  TokenChoice sample(std::span<float> logits, std::span<const int32_t> masked = {},
+                     std::span<const uint8_t> allowed = {});
   // Records a generated token (penalties count it from now on).
   void accept(int32_t token);
 
