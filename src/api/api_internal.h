@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -64,6 +65,18 @@ std::optional<ApiError> read_common_fields(const ojson& body, const ServedModel&
 
 // stream / stream_options.include_usage.
 std::optional<ApiError> read_stream_fields(const ojson& body, PreparedRequest* prepared);
+
+// What both endpoints read first: the body, `model`, the stream fields and the common
+// sampling fields (request.n set); `shape` starts with the endpoint, model name, n and
+// tokenizer.
+struct RequestStart {
+  ojson body;
+  PreparedRequest prepared;
+  engine::GenerateRequest request;
+  std::shared_ptr<ResponseShape> shape;
+};
+std::optional<ApiError> start_request(std::string_view body_text, const ServedModel& model,
+                                      Endpoint endpoint, RequestStart* start);
 
 // The context-length check on one prompt, in OpenAI's words. `what` is "messages" or "prompt".
 std::optional<ApiError> check_context(const engine::GenerateRequest& request,

@@ -3,6 +3,7 @@
 // (add_special_tokens = false by default) into one engine request.
 // Invariant: the prompt is exactly the rendered template's encoding; nothing is added around it.
 #include <limits>
+#include <utility>
 
 #include "src/api/api_internal.h"
 #include "tessera/text/chat_template.h"
@@ -197,24 +198,12 @@ Prepared prepare_chat_impl(std::string_view body_text, const ServedModel& model)
         "this model has no chat template, so /v1/chat/completions is not available; use "
         "/v1/completions");
   }
-  ojson body;
-  if (auto e = parse_body(body_text, &body)) return *e;
-  if (auto e = check_model(body, model)) return *e;
-
-  PreparedRequest prepared;
-  prepared.endpoint = Endpoint::kChatCompletions;
-  if (auto e = read_stream_fields(body, &prepared)) return *e;
-
-  engine::GenerateRequest request;
-  int32_t n = 1;
-  if (auto e = read_common_fields(body, model, &request, &n)) return *e;
-  request.n = n;
-
-  auto shape = std::make_shared<ResponseShape>();
-  shape->endpoint = Endpoint::kChatCompletions;
-  shape->model = model.name;
-  shape->n = n;
-  shape->tokenizer = model.tokenizer;
+  RequestStart start;
+  if (auto e = start_request(body_text, model, Endpoint::kChatCompletions, &start)) return *e;
+  const ojson& body = start.body;
+  PreparedRequest& prepared = start.prepared;
+  engine::GenerateRequest& request = start.request;
+  std::shared_ptr<ResponseShape>& shape = start.shape;
 
   bool logprobs = false;
   if (auto e = read_bool(body, "logprobs", &logprobs)) return *e;
@@ -284,7 +273,7 @@ Prepared prepare_chat_impl(std::string_view body_text, const ServedModel& model)
   shape->prompt_token_counts.push_back(static_cast<int32_t>(request.prompt_tokens.size()));
   prepared.requests.push_back(std::move(request));
   prepared.shape = std::move(shape);
-  return prepared;
+  return std::move(prepared);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // becomes one engine request per prompt, with the echo text and logprobs form for the assembler.
 // Invariant: a returned PreparedRequest passes the context-length check for every prompt.
 #include <limits>
+#include <utility>
 
 #include "src/api/api_internal.h"
 #include "tessera/text/tokenizer.h"
@@ -99,24 +100,12 @@ Prepared prepare_completion_impl(std::string_view body_text, const ServedModel& 
     error.type = "server_error";
     return error;
   }
-  ojson body;
-  if (auto e = parse_body(body_text, &body)) return *e;
-  if (auto e = check_model(body, model)) return *e;
-
-  PreparedRequest prepared;
-  prepared.endpoint = Endpoint::kCompletions;
-  if (auto e = read_stream_fields(body, &prepared)) return *e;
-
-  engine::GenerateRequest base;
-  int32_t n = 1;
-  if (auto e = read_common_fields(body, model, &base, &n)) return *e;
-  base.n = n;
-
-  auto shape = std::make_shared<ResponseShape>();
-  shape->endpoint = Endpoint::kCompletions;
-  shape->model = model.name;
-  shape->n = n;
-  shape->tokenizer = model.tokenizer;
+  RequestStart start;
+  if (auto e = start_request(body_text, model, Endpoint::kCompletions, &start)) return *e;
+  const ojson& body = start.body;
+  PreparedRequest& prepared = start.prepared;
+  engine::GenerateRequest& base = start.request;
+  std::shared_ptr<ResponseShape>& shape = start.shape;
 
   std::optional<int64_t> logprobs;
   if (auto e = read_int(body, "logprobs", 0, 20, &logprobs)) return *e;
@@ -152,7 +141,7 @@ Prepared prepare_completion_impl(std::string_view body_text, const ServedModel& 
     prepared.requests.push_back(std::move(request));
   }
   prepared.shape = std::move(shape);
-  return prepared;
+  return std::move(prepared);
 }
 
 }  // namespace

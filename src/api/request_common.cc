@@ -344,6 +344,23 @@ std::optional<ApiError> read_stream_fields(const ojson& body, PreparedRequest* p
   return std::nullopt;
 }
 
+std::optional<ApiError> start_request(std::string_view body_text, const ServedModel& model,
+                                      Endpoint endpoint, RequestStart* start) {
+  if (auto e = parse_body(body_text, &start->body)) return e;
+  if (auto e = check_model(start->body, model)) return e;
+  start->prepared.endpoint = endpoint;
+  if (auto e = read_stream_fields(start->body, &start->prepared)) return e;
+  int32_t n = 1;
+  if (auto e = read_common_fields(start->body, model, &start->request, &n)) return e;
+  start->request.n = n;
+  start->shape = std::make_shared<ResponseShape>();
+  start->shape->endpoint = endpoint;
+  start->shape->model = model.name;
+  start->shape->n = n;
+  start->shape->tokenizer = model.tokenizer;
+  return std::nullopt;
+}
+
 std::optional<ApiError> check_context(const engine::GenerateRequest& request,
                                       const ServedModel& model, std::string_view what) {
   const int64_t prompt = static_cast<int64_t>(request.prompt_tokens.size());
