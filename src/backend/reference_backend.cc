@@ -8,13 +8,14 @@
 #include "kernels/ref/matmul.h"
 #include "kernels/ref/moe.h"
 #include "kernels/ref/ops.h"
+#include "src/backend/host_backend.h"
 #include "tessera/backend/backend.h"
 #include "tessera/backend/op_checks.h"
 
 namespace tessera::backend {
 namespace {
 
-class ReferenceBackend final : public Backend {
+class ReferenceBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "reference"; }
 
@@ -40,6 +41,12 @@ class ReferenceBackend final : public Backend {
       case Op::kMatmulBlockScaled:
       case Op::kMoeGroupedMatmulBlockScaled:
         return a == DType::kFP8_E4M3 && b == DType::kF32;
+      case Op::kCopy:
+      case Op::kMoeCombine:
+      case Op::kSample:
+        return true;
+      case Op::kMatmulInt8:
+        return a == DType::kI8;
     }
     return false;
   }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -29,6 +30,37 @@ enum class Op {
   kMoeGroupedMatmul, // supports(op, weight dtype, _)
   kMatmulBlockScaled,            // supports(op, weight dtype, scale dtype)
   kMoeGroupedMatmulBlockScaled,  // supports(op, weight dtype, scale dtype)
+  kCopy,                         // supports(op, dtype, _)
+  kMoeCombine,                   // supports(op, _, _)
+  kSample,                       // supports(op, _, _)
+  kMatmulInt8,                   // supports(op, kI8, _)
+};
+
+// Memory a backend owns (a model's weights, KV cache, workspace). The storage lives while any
+// copy of the handle does; `view` is contiguous. On a device backend the view's data is device
+// memory and must never be dereferenced on the host (docs/cuda.md "device residency").
+struct BackendTensor {
+  Tensor view;
+  std::shared_ptr<void> storage;  // null when the view borrows the caller's memory (upload on
+                                  // a host backend returns the host view itself)
+};
+
+// One row's sampling parameters for Backend::sample (docs/sampling.md "device sampling").
+// Order as transformers applies them: temperature, top-k, top-p, min-p; then one draw.
+struct SampleParams {
+  float temperature = 1.0f;  // <= 0: greedy (argmax; the lowest id wins ties)
+  int32_t top_k = 0;         // <= 0: off
+  float top_p = 1.0f;        // 1: off
+  float min_p = 0.0f;        // 0: off
+  uint64_t seed = 0;         // the draw is a pure function of (seed, step): Philox4x32-10
+  uint64_t step = 0;         // the sequence's output index (0 for its first sampled token)
+};
+
+// INT8 matmul modes (docs/ops.md "INT8 matmul").
+enum class Int8Mode {
+  kWeightOnly,  // out = x @ (w * w_scale[n])^T in f32 (w dequantised per tile)
+  kW8A8,        // x quantised per row (scale = max|x_m| / 127, round half to even) to int8;
+                // int32 dot products; out = dot * x_scale[m] * w_scale[n]
 };
 
 // Block geometry of a block-scaled FP8 weight (HF quantization_config.weight_block_size =
@@ -88,6 +120,56 @@ class Backend {
   virtual std::string_view name() const = 0;
   // Whether `op` runs with these operand dtypes (e.g. kMatmul with weight q4_k).
   virtual bool supports(Op op, DType a, DType b) const = 0;
+
+  // ---- Memory. Models keep weights, KV cache and activations in the backend's memory; host
+  // backends (reference, CPU) use host memory, device backends (CUDA) device memory.
+  // Whether this backend's memory is off the host (its tensors must not be read by host code).
+  virtual bool is_device() const = 0;
+  // A contiguous, uninitialised tensor in this backend's memory.
+  virtual Result<BackendTensor> allocate(DType dtype, std::span<const int64_t> shape) = 0;
+  Result<BackendTensor> allocate(DType dtype, std::initializer_list<int64_t> shape) {
+    return allocate(dtype, std::span<const int64_t>(shape.begin(), shape.size()));
+  }
+  // A tensor in this backend's memory with the contents of `host` (contiguous or not; the
+  // result is contiguous). Host backends return `host` itself without copying (storage null):
+  // the caller keeps it alive (mmap'd weights already are).
+  virtual Result<BackendTensor> upload(const Tensor& host) = 0;
+  // Copies `src` (this backend's memory) into `host_dst` (host memory, same dtype and shape;
+  // either may be strided). Returns once the data is on the host.
+  virtual Status download(const Tensor& src, Tensor host_dst) = 0;
+  // Waits for every op enqueued so far; reports an asynchronous device fault, if any.
+  virtual Status synchronize() = 0;
+
+  // ---- Ops.
+  // dst = src.   Same dtype (any, block types included) and shape; rows may be strided; both
+  // in this backend's memory. Used for KV block copy-on-write and row gathers.
+  virtual Status copy(const Tensor& src, Tensor dst) = 0;
+
+  // Weighted sum of each token's expert outputs (MoE combine).
+  //   x        f32 [T, top_k, N]   (dims 0 and 1 may be strided)
+  //   weights  f32 [T, top_k]      (rows may be strided)
+  //   out      f32 [T, N]          (rows may be strided; must not overlap x)
+  // out[t, :] = sum_j weights[t, j] * x[t, j, :], summed in j order.
+  virtual Status moe_combine(const Tensor& x, const Tensor& weights, Tensor out) = 0;
+
+  // Draws one token per row (docs/sampling.md "device sampling").
+  //   logits   f32 [B, V]   (rows may be strided; read only)
+  //   params   [B]          host array
+  //   out_ids  i32 [B]      host or backend memory
+  // Per row: greedy when temperature <= 0; else logits / temperature, keep the top_k largest
+  // (ties to the lower id), softmax, keep the smallest prefix of the descending order whose
+  // mass reaches top_p (at least one), drop probs < min_p * max prob, renormalise, and pick by
+  // inverse CDF over the descending order with u = philox_uniform(seed, step).
+  virtual Status sample(const Tensor& logits, std::span<const SampleParams> params,
+                        Tensor out_ids) = 0;
+
+  // INT8 matmul (see Int8Mode).
+  //   x        f32 [M, K]   (rows may be strided)
+  //   w        i8  [N, K]   (rows may be strided)
+  //   w_scale  f32 [N]      per output channel
+  //   out      f32 [M, N]   (rows may be strided)
+  virtual Status matmul_int8(const Tensor& x, const Tensor& w, const Tensor& w_scale,
+                             Int8Mode mode, Tensor out) = 0;
 
   // out[t, :] = f32(table[ids[t], :]).   table [vocab, hidden] any dtype; out f32 [T, hidden]
   virtual Status embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) = 0;

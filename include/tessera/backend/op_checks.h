@@ -41,6 +41,15 @@ Status check_matmul_block_scaled(const Tensor& x, const Tensor& w, const Tensor&
 Status check_moe_grouped_matmul_block_scaled(const Tensor& x, const Tensor& w,
                                              const Tensor& w_scale_inv, const Tensor& ids,
                                              const BlockScaleParams& block, const Tensor& out);
+// Memory ops (src/backend/op_checks_memory.cc).
+Status check_copy(const Tensor& src, const Tensor& dst);
+Status check_moe_combine(const Tensor& x, const Tensor& weights, const Tensor& out);
+// Sampling (src/backend/op_checks_sample.cc): also validates each row's parameters.
+Status check_sample(const Tensor& logits, std::span<const SampleParams> params,
+                    const Tensor& out_ids);
+// INT8 matmul (src/backend/op_checks_int8.cc).
+Status check_matmul_int8(const Tensor& x, const Tensor& w, const Tensor& w_scale, Int8Mode mode,
+                         const Tensor& out);
 
 // A tensor of 1..4 dims seen as rows of its innermost dim; outer dims may have any strides.
 struct RowView {

@@ -17,6 +17,7 @@
 #include "kernels/cuda/norm/rms_norm.h"
 #include "kernels/cuda/rope/rope.h"
 #include "kernels/ref/ops.h"
+#include "src/backend/cuda/cuda_ops.h"
 #include "src/backend/cuda/staging.h"
 #include "tessera/backend/op_checks.h"
 
@@ -48,12 +49,14 @@ kc::RowLayout rows_of(const Tensor& t) {
 
 class CudaBackendImpl final : public CudaBackend {
  public:
-  CudaBackendImpl(int device, cudaStream_t stream, kc::LtContext* lt, int num_sms)
-      : device_(device), stream_(stream), lt_(lt), num_sms_(num_sms) {}
+  CudaBackendImpl(int device, cudaStream_t stream, kc::LtContext* lt, int num_sms,
+                  int sm_version)
+      : device_(device), stream_(stream), lt_(lt), num_sms_(num_sms) {
+    ctx_ = cuda::CudaContext{device, stream, lt, num_sms, sm_version};
+  }
   ~CudaBackendImpl() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
-    for (void* p : owned_) cudaFree(p);
     kc::lt_destroy(lt_);
     cudaStreamDestroy(stream_);
   }
@@ -67,46 +70,60 @@ class CudaBackendImpl final : public CudaBackend {
       return is_plain_float(a);
     }
     if (op == Op::kConvert) return is_plain_float(b);
+    if (op == Op::kMatmulBlockScaled) return a == DType::kFP8_E4M3 && b == DType::kF32;
+    if (op == Op::kMoeRoute || op == Op::kMoeGroupedMatmul ||
+        op == Op::kMoeGroupedMatmulBlockScaled || op == Op::kMoeCombine) {
+      return cuda::cuda_moe_supports(op, a, b);
+    }
+    if (op == Op::kCopy || op == Op::kSample) return true;
+    if (op == Op::kMatmulInt8) return a == DType::kI8;
     return op == Op::kRmsNorm || op == Op::kRope || op == Op::kSiluMul || op == Op::kAdd;
   }
 
-  Result<Tensor> allocate(DType dtype, std::initializer_list<int64_t> shape) override {
-    TESSERA_CUDA_RETURN(cudaSetDevice(device_), "allocate");
-    // NOTE: a placeholder pointer: the view is only used for its contiguous byte count.
-    const Tensor host(reinterpret_cast<void*>(64), dtype, shape);
-    void* p = nullptr;
-    TESSERA_CUDA_RETURN(cudaMalloc(&p, static_cast<size_t>(std::max<int64_t>(host.nbytes(), 1))),
-                        "allocate");
-    std::lock_guard<std::mutex> lock(mutex_);
-    owned_.push_back(p);
-    return Tensor(p, dtype, host.shape().data(), host.ndim());
+  // ---- Memory and the op families outside this file (src/backend/cuda/cuda_ops.h).
+  bool is_device() const override { return true; }
+  Result<BackendTensor> allocate(DType dtype, std::span<const int64_t> shape) override {
+    return cuda::cuda_allocate(ctx_, dtype, shape);
   }
-
-  Result<Tensor> upload(const Tensor& host) override {
-    if (!host.is_contiguous())
-      return invalid_argument("upload: {} is not contiguous", host.describe());
-    TESSERA_ASSIGN_OR_RETURN(Tensor dev, allocate_like(host));
-    TESSERA_CUDA_RETURN(cudaMemcpy(dev.data(), host.data(), static_cast<size_t>(host.nbytes()),
-                                   cudaMemcpyHostToDevice),
-                        "upload");
-    return dev;
+  using Backend::allocate;
+  Result<BackendTensor> upload(const Tensor& host) override {
+    return cuda::cuda_upload(ctx_, host);
   }
-
-  Status download(const Tensor& device, Tensor host) override {
-    if (!device.is_contiguous() || !host.is_contiguous() || device.nbytes() != host.nbytes()) {
-      return invalid_argument("download: {} -> {} needs contiguous views of equal size",
-                              device.describe(), host.describe());
-    }
-    TESSERA_CUDA_RETURN(
-        cudaMemcpyAsync(host.data(), device.data(), static_cast<size_t>(host.nbytes()),
-                        cudaMemcpyDeviceToHost, stream_),
-        "download");
-    return synchronize();
+  Status download(const Tensor& src, Tensor host_dst) override {
+    return cuda::cuda_download(ctx_, src, host_dst);
   }
-
   Status synchronize() override {
     TESSERA_CUDA_RETURN(cudaStreamSynchronize(stream_), "synchronize");
     return Status::ok_status();
+  }
+  Status copy(const Tensor& src, Tensor dst) override { return cuda::cuda_copy(ctx_, src, dst); }
+  Status moe_combine(const Tensor& x, const Tensor& weights, Tensor out) override {
+    return cuda::cuda_moe_combine(ctx_, x, weights, out);
+  }
+  Status moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
+                   Tensor out_ids, Tensor out_weights) override {
+    return cuda::cuda_moe_route(ctx_, logits, bias, params, out_ids, out_weights);
+  }
+  Status moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
+                            Tensor out) override {
+    return cuda::cuda_moe_grouped_matmul(ctx_, x, w, ids, out);
+  }
+  Status matmul_block_scaled(const Tensor& x, const Tensor& w, const Tensor& w_scale_inv,
+                             const BlockScaleParams& block, Tensor out) override {
+    return cuda::cuda_matmul_block_scaled(ctx_, x, w, w_scale_inv, block, out);
+  }
+  Status moe_grouped_matmul_block_scaled(const Tensor& x, const Tensor& w,
+                                         const Tensor& w_scale_inv, const Tensor& ids,
+                                         const BlockScaleParams& block, Tensor out) override {
+    return cuda::cuda_moe_grouped_matmul_block_scaled(ctx_, x, w, w_scale_inv, ids, block, out);
+  }
+  Status sample(const Tensor& logits, std::span<const SampleParams> params,
+                Tensor out_ids) override {
+    return cuda::cuda_sample(ctx_, logits, params, out_ids);
+  }
+  Status matmul_int8(const Tensor& x, const Tensor& w, const Tensor& w_scale, Int8Mode mode,
+                     Tensor out) override {
+    return cuda::cuda_matmul_int8(ctx_, x, w, w_scale, mode, out);
   }
 
   Status embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) override {
@@ -363,30 +380,7 @@ class CudaBackendImpl final : public CudaBackend {
     return st.finish();
   }
 
-  Status moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
-                   Tensor out_ids, Tensor out_weights) override {
-    return unimplemented("moe_route: the CUDA backend has no kernel yet");
-  }
-
-  Status moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
-                            Tensor out) override {
-    return unimplemented("moe_grouped_matmul: the CUDA backend has no kernel yet");
-  }
-
  private:
-  Result<Tensor> allocate_like(const Tensor& t) {
-    switch (t.ndim()) {
-      case 1:
-        return allocate(t.dtype(), {t.dim(0)});
-      case 2:
-        return allocate(t.dtype(), {t.dim(0), t.dim(1)});
-      case 3:
-        return allocate(t.dtype(), {t.dim(0), t.dim(1), t.dim(2)});
-      default:
-        return allocate(t.dtype(), {t.dim(0), t.dim(1), t.dim(2), t.dim(3)});
-    }
-  }
-
   Status binary(const Tensor& a, const Tensor& b, Tensor out, bool is_add) {
     Staging st(stream_);
     const int ha = st.add(a, false), hb = st.add(b, false), ho = st.add(out, true);
@@ -418,8 +412,7 @@ class CudaBackendImpl final : public CudaBackend {
   cudaStream_t stream_;
   kc::LtContext* lt_;
   int num_sms_;
-  std::mutex mutex_;
-  std::vector<void*> owned_;
+  cuda::CudaContext ctx_;
 };
 
 }  // namespace
@@ -439,6 +432,11 @@ Result<std::unique_ptr<CudaBackend>> make_cuda_backend(int device) {
   int num_sms = 0;
   TESSERA_CUDA_RETURN(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, device),
                       "device attributes");
+  int major = 0, minor = 0;
+  TESSERA_CUDA_RETURN(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+                      "device attributes");
+  TESSERA_CUDA_RETURN(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device),
+                      "device attributes");
   cudaStream_t stream = nullptr;
   TESSERA_CUDA_RETURN(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
   kc::LtContext* lt = nullptr;
@@ -448,7 +446,7 @@ Result<std::unique_ptr<CudaBackend>> make_cuda_backend(int device) {
     return cuda::cuda_status(lt_err, "cuBLASLt init");
   }
   return std::unique_ptr<CudaBackend>(
-      std::make_unique<CudaBackendImpl>(device, stream, lt, num_sms));
+      std::make_unique<CudaBackendImpl>(device, stream, lt, num_sms, major * 10 + minor));
 }
 
 }  // namespace tessera::backend
