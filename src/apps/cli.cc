@@ -17,7 +17,7 @@ namespace {
 void add_model_options(CLI::App* cmd, AppModelOptions* m) {
   cmd->add_option("--model,-m", m->path, "a .gguf file or an HF model directory")->required();
   cmd->add_option("--threads,-t", m->threads, "CPU threads (0: all cores)");
-  cmd->add_option("--backend", m->backend, "cpu | reference")->capture_default_str();
+  cmd->add_option("--backend", m->backend, "cpu | reference | cuda | emulated")->capture_default_str();
 }
 
 std::string seconds_str(std::chrono::milliseconds ms) {
@@ -48,7 +48,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions* s) {
                   "seconds running requests may take to finish on SIGTERM")
       ->capture_default_str();
   cmd->add_option("--threads,-t", s->llm.threads, "CPU compute threads (0: all cores)");
-  cmd->add_option("--backend", s->llm.backend, "cpu | reference")->capture_default_str();
+  cmd->add_option("--backend", s->llm.backend, "cpu | reference | cuda | emulated")->capture_default_str();
   cmd->add_option("--max-concurrent-requests", s->server.max_concurrent_requests,
                   "generation requests in flight before 429")
       ->capture_default_str();

@@ -505,8 +505,9 @@ Result<std::unique_ptr<Engine>> Engine::create(model::Model* model,
                           c.eos_token_ids.end());
   }
   TESSERA_ASSIGN_OR_RETURN(model::PagedKvCache cache,
-                           model::PagedKvCache::create(model->config(), c.num_kv_blocks,
-                                                       c.block_size, c.kv_cache_dtype));
+                           model::PagedKvCache::create(model->backend(), model->config(),
+                                                       c.num_kv_blocks, c.block_size,
+                                                       c.kv_cache_dtype));
   TESSERA_LOG_INFO(
       "engine: {} KV blocks of {} tokens ({:.1f} MiB), max_model_len {}, "
       "max_num_seqs {}, max_num_batched_tokens {}",

@@ -7,6 +7,8 @@
 #include <iterator>
 #include <utility>
 
+#include "tessera/backend/cuda_backend.h"
+#include "tessera/backend/emulated_device.h"
 #include "tessera/core/thread_pool.h"
 
 namespace tessera::engine {
@@ -16,7 +18,15 @@ Result<std::unique_ptr<backend::Backend>> open_backend(const std::string& name, 
   configure_default_thread_pool(threads);
   if (name == "cpu") return backend::make_cpu_backend();
   if (name == "reference") return backend::make_reference_backend();
-  return invalid_argument("unknown backend '{}' (use cpu or reference)", name);
+  if (name == "cuda") {
+    TESSERA_ASSIGN_OR_RETURN(std::unique_ptr<backend::CudaBackend> cuda,
+                             backend::make_cuda_backend(0));
+    return std::unique_ptr<backend::Backend>(std::move(cuda));
+  }
+  // The CPU backend behind an emulated device (memory the host cannot read outside ops): for
+  // checking that a model keeps everything in backend memory, without a GPU.
+  if (name == "emulated") return backend::make_emulated_device_backend(backend::make_cpu_backend());
+  return invalid_argument("unknown backend '{}' (use cpu, reference, cuda or emulated)", name);
 }
 
 Result<Pretrained> open_pretrained(const std::string& path, const PretrainedOptions& options) {

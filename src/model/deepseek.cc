@@ -166,9 +166,9 @@ Result<std::unique_ptr<DeepseekModel>> DeepseekModel::create(
   m->max_context_ = static_cast<int32_t>(ctx);
   m->max_chunk_ = std::min<int32_t>(options.max_chunk, m->max_context_);
   const int32_t blocks = static_cast<int32_t>((ctx + options.block_size - 1) / options.block_size);
-  TESSERA_ASSIGN_OR_RETURN(
-      m->cache_, PagedKvCache::create(config, blocks, options.block_size, options.kv_dtype));
-  m->allocate_workspace(m->max_chunk_);
+  TESSERA_ASSIGN_OR_RETURN(m->cache_, PagedKvCache::create(backend, config, blocks,
+                                                           options.block_size, options.kv_dtype));
+  TESSERA_RETURN_IF_ERROR(m->allocate_workspace(m->max_chunk_));
   return m;
 }
 
@@ -180,12 +180,43 @@ Result<Tensor> DeepseekModel::small_f32(const std::string& name, int64_t size, b
     return make_error(StatusCode::kNotFound, "{}: missing tensor '{}'", weights_->path(), name);
   }
   TESSERA_RETURN_IF_ERROR(expect_shape(*t, {size}, name));
-  if (t->dtype() == DType::kF32) return *t;
+  if (t->dtype() == DType::kF32) return resident(*t);
   OwnedTensor copy(DType::kF32, {size});
   convert_to_f32(t->dtype(), t->data(), copy.data_as<float>(), size);
-  Tensor view = copy.view();
-  converted_.push_back(std::move(copy));
+  return resident(std::move(copy));
+}
+
+Result<Tensor> DeepseekModel::resident(const Tensor& host) {
+  if (host.empty()) return host;
+  TESSERA_ASSIGN_OR_RETURN(backend::BackendTensor t, backend_->upload(host));
+  Tensor view = t.view;
+  if (t.storage != nullptr) resident_.push_back(std::move(t));
   return view;
+}
+
+Result<Tensor> DeepseekModel::resident(OwnedTensor host) {
+  if (backend_->is_device()) return resident(host.view());  // the host copy dies here
+  Tensor view = host.view();
+  converted_.push_back(std::move(host));
+  return view;
+}
+
+Result<DeepseekModel::Projection> DeepseekModel::resident(const Projection& p) {
+  Projection out;
+  TESSERA_ASSIGN_OR_RETURN(out.weight, resident(p.weight));
+  TESSERA_ASSIGN_OR_RETURN(out.scale_inv, resident(p.scale_inv));
+  return out;
+}
+
+Status DeepseekModel::head(const Tensor& xn, Tensor logits) {
+  if (!backend_->is_device()) return backend_->matmul(xn, lm_head_, logits);
+  const int64_t n = xn.dim(0);
+  if (ws_.logits.view.empty() || ws_.logits.view.dim(0) < n) {
+    TESSERA_ASSIGN_OR_RETURN(ws_.logits, backend_->allocate(DType::kF32, {n, config_.vocab_size}));
+  }
+  Tensor dev = ws_.logits.view.slice_rows(0, n);
+  TESSERA_RETURN_IF_ERROR(backend_->matmul(xn, lm_head_, dev));
+  return backend_->download(dev, logits);
 }
 
 Result<DeepseekModel::Projection> DeepseekModel::projection(const std::string& name, int64_t out,
@@ -204,7 +235,7 @@ Result<DeepseekModel::Projection> DeepseekModel::projection(const std::string& n
         expect_shape(*s, {(out + 127) / 128, (in + 127) / 128}, scale_inv_name(name)));
     p.scale_inv = *s;
   }
-  return p;
+  return resident(p);
 }
 
 Status DeepseekModel::linear(const Tensor& x, const Projection& p, Tensor out) {
@@ -218,14 +249,19 @@ Status DeepseekModel::linear(const Tensor& x, const Projection& p, Tensor out) {
 Status DeepseekModel::load_weights() {
   const WeightSource& w = *weights_;
   const int64_t vocab = config_.vocab_size;
-  TESSERA_ASSIGN_OR_RETURN(embed_, w.require(LlamaWeight::kTokenEmbd));
-  TESSERA_RETURN_IF_ERROR(expect_shape(embed_, {vocab, hidden_}, "token embedding"));
+  TESSERA_ASSIGN_OR_RETURN(const Tensor embed_host, w.require(LlamaWeight::kTokenEmbd));
+  TESSERA_RETURN_IF_ERROR(expect_shape(embed_host, {vocab, hidden_}, "token embedding"));
+  TESSERA_ASSIGN_OR_RETURN(embed_, resident(embed_host));
   TESSERA_ASSIGN_OR_RETURN(
       final_norm_,
       small_f32(llama_weight_name(w.format(), LlamaWeight::kOutputNorm, 0), hidden_, false));
   std::optional<Tensor> head = w.find(LlamaWeight::kOutput);
-  lm_head_ = head ? *head : embed_;
-  TESSERA_RETURN_IF_ERROR(expect_shape(lm_head_, {vocab, hidden_}, "lm_head"));
+  TESSERA_RETURN_IF_ERROR(expect_shape(head ? *head : embed_host, {vocab, hidden_}, "lm_head"));
+  if (head) {
+    TESSERA_ASSIGN_OR_RETURN(lm_head_, resident(*head));
+  } else {
+    lm_head_ = embed_;  // tied
+  }
   layers_.resize(config_.num_hidden_layers);
   for (int i = 0; i < static_cast<int>(layers_.size()); ++i) {
     TESSERA_RETURN_IF_ERROR(load_layer(i, layers_[i]));
@@ -281,13 +317,15 @@ Status DeepseekModel::load_mla(int i, Mla& m) {
   TESSERA_ASSIGN_OR_RETURN(m.o_proj, projection(name(MoeWeight::kOProj), hidden_, heads_ * v_dim_));
   // Absorbed-path matrices from kv_b_proj [H * (nope + v), r]: head h's rows
   // [h*(nope+v), +nope) are W_UK_h [nope, r] and the next v rows W_UV_h [v, r].
-  const Tensor& kvb = m.kv_b_proj.weight;
-  const Tensor& kvb_scale = m.kv_b_proj.scale_inv;  // FP8: dequantise with the block scales
+  // Read on the host from the mapped checkpoint (m.kv_b_proj is backend memory).
+  const Tensor kvb = *weights_->find(name(MoeWeight::kKvBProj));
+  std::optional<Tensor> kvb_scale_opt = weights_->find(scale_inv_name(name(MoeWeight::kKvBProj)));
+  const Tensor kvb_scale = kvb_scale_opt ? *kvb_scale_opt : Tensor();  // FP8 block scales
   std::vector<float> row(kv_lora_);
-  m.w_uk_t = OwnedTensor(DType::kF32, {heads_, kv_lora_, nope_});
-  m.w_uv = OwnedTensor(DType::kF32, {heads_, v_dim_, kv_lora_});
-  float* uk = m.w_uk_t.data_as<float>();
-  float* uv = m.w_uv.data_as<float>();
+  OwnedTensor w_uk_t(DType::kF32, {heads_, kv_lora_, nope_});
+  OwnedTensor w_uv(DType::kF32, {heads_, v_dim_, kv_lora_});
+  float* uk = w_uk_t.data_as<float>();
+  float* uv = w_uv.data_as<float>();
   const char* base = static_cast<const char*>(kvb.data());
   for (int64_t h = 0; h < heads_; ++h) {
     for (int64_t j = 0; j < nope_ + v_dim_; ++j) {
@@ -307,16 +345,24 @@ Status DeepseekModel::load_mla(int i, Mla& m) {
       }
     }
   }
+  TESSERA_ASSIGN_OR_RETURN(m.w_uk_t, resident(std::move(w_uk_t)));
+  TESSERA_ASSIGN_OR_RETURN(m.w_uv, resident(std::move(w_uv)));
   return {};
 }
 
-void DeepseekModel::allocate_workspace(int64_t c) {
+Status DeepseekModel::allocate_workspace(int64_t c) {
   ws_.owned.clear();
-  auto f32 = [&](int64_t width) {
-    ws_.owned.emplace_back(DType::kF32,
-                           std::initializer_list<int64_t>{c, std::max<int64_t>(1, width)});
-    return ws_.owned.back().view();
+  Status status;
+  auto alloc = [&](DType dtype, int64_t width) {
+    Result<backend::BackendTensor> t = backend_->allocate(dtype, {c, std::max<int64_t>(1, width)});
+    if (!t.ok()) {
+      if (status.ok()) status = t.status();
+      return Tensor();
+    }
+    ws_.owned.push_back(std::move(t).value());
+    return ws_.owned.back().view;
   };
+  auto f32 = [&](int64_t width) { return alloc(DType::kF32, width); };
   const int64_t lat = kv_lora_ + rope_dim_;
   const int64_t ffn = std::max(config_.intermediate_size,
                                std::max<int64_t>(1, config_.n_shared_experts) * moe_inter_);
@@ -335,17 +381,19 @@ void DeepseekModel::allocate_workspace(int64_t c) {
   ws_.gate = f32(ffn);
   ws_.up = f32(ffn);
   ws_.router_logits = f32(experts_);
-  ws_.owned.emplace_back(DType::kI32, std::initializer_list<int64_t>{c, top_k_});
-  ws_.ids = ws_.owned.back().view();
+  ws_.ids = alloc(DType::kI32, top_k_);
   ws_.weights = f32(top_k_);
   ws_.egate = f32(top_k_ * moe_inter_);
   ws_.eup = f32(top_k_ * moe_inter_);
   ws_.edown = f32(top_k_ * hidden_);
   ws_.rows = c;
+  return status;
 }
 
 void DeepseekModel::reserve_batch(int32_t max_num_tokens) {
-  if (max_num_tokens > ws_.rows) allocate_workspace(max_num_tokens);
+  if (max_num_tokens <= ws_.rows) return;
+  Status s = allocate_workspace(max_num_tokens);
+  TESSERA_CHECK(s.ok(), "workspace for {} tokens: {}", max_num_tokens, s.message());
 }
 
 void DeepseekModel::truncate(int32_t num_tokens) {
@@ -413,7 +461,7 @@ Status DeepseekModel::validate_batch(const ForwardBatch& b, const PagedKvCache& 
 Status DeepseekModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, Tensor logits) {
   TESSERA_RETURN_IF_ERROR(validate_batch(b, cache, logits));
   const int64_t t = b.num_tokens();
-  reserve_batch(static_cast<int32_t>(t));  // NOTE: allocates only past every earlier size
+  if (t > ws_.rows) TESSERA_RETURN_IF_ERROR(allocate_workspace(t));  // past every earlier size
   TESSERA_RETURN_IF_ERROR(backend_->embedding(embed_, b.tokens, ws_.x.slice_rows(0, t)));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const int layer = static_cast<int>(i);
@@ -434,7 +482,7 @@ Status DeepseekModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, 
     TESSERA_RETURN_IF_ERROR(backend_->convert(ws_.x.row(b.logits_indices[i]), rows.row(i)));
   }
   TESSERA_RETURN_IF_ERROR(backend_->rms_norm(rows, final_norm_, eps_, xn));
-  return backend_->matmul(xn, lm_head_, logits);
+  return head(xn, logits);
 }
 
 }  // namespace tessera::model

@@ -78,7 +78,7 @@ Status DeepseekModel::mla_absorbed(Layer& l, const ForwardBatch& b, Tensor k_cac
   // fold these into one call.
   for (int64_t h = 0; h < heads_; ++h) {
     Tensor q_nope = view2(ws_.q, h * qk_dim_, t, nope_, q_row);
-    Tensor w_uk_t = m.w_uk_t.view().row(h);  // [r, nope]
+    Tensor w_uk_t = m.w_uk_t.row(h);  // [r, nope]
     TESSERA_RETURN_IF_ERROR(be.matmul(q_nope, w_uk_t, view2(ws_.q_abs, h * lat, t, kv_lora_,
                                                             abs_row)));
   }
@@ -91,7 +91,7 @@ Status DeepseekModel::mla_absorbed(Layer& l, const ForwardBatch& b, Tensor k_cac
       b.seq_lens, b.block_tables_view(), scale_, out));
   for (int64_t h = 0; h < heads_; ++h) {
     Tensor o_lat = view2(ws_.attn_latent, h * kv_lora_, t, kv_lora_, heads_ * kv_lora_);
-    TESSERA_RETURN_IF_ERROR(be.matmul(o_lat, m.w_uv.view().row(h),
+    TESSERA_RETURN_IF_ERROR(be.matmul(o_lat, m.w_uv.row(h),
                                       view2(ws_.attn, h * v_dim_, t, v_dim_, heads_ * v_dim_)));
   }
   return {};

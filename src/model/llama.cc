@@ -126,7 +126,8 @@ Result<std::unique_ptr<LlamaModel>> LlamaModel::create(const ModelConfig& config
         m->weights_->path());
   }
   TESSERA_RETURN_IF_ERROR(m->load_weights(*m->weights_));
-  m->allocate(options);
+  TESSERA_RETURN_IF_ERROR(m->make_resident());
+  TESSERA_RETURN_IF_ERROR(m->allocate(options));
   return m;
 }
 
@@ -195,7 +196,45 @@ Status LlamaModel::load_weights(const WeightSource& w) {
   return {};
 }
 
-void LlamaModel::allocate(const LlamaOptions& options) {
+Result<Tensor> LlamaModel::resident(const Tensor& host) {
+  if (host.empty()) return host;
+  TESSERA_ASSIGN_OR_RETURN(backend::BackendTensor t, backend_->upload(host));
+  Tensor view = t.view;
+  if (t.storage != nullptr) resident_.push_back(std::move(t));
+  return view;
+}
+
+Status LlamaModel::make_resident() {
+  const bool tied = output_.data() == token_embd_.data();
+  TESSERA_ASSIGN_OR_RETURN(token_embd_, resident(token_embd_));
+  if (tied) {
+    output_ = token_embd_;
+  } else {
+    TESSERA_ASSIGN_OR_RETURN(output_, resident(output_));
+  }
+  TESSERA_ASSIGN_OR_RETURN(output_norm_, resident(output_norm_));
+  for (Layer& l : layers_) {
+    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.bo,
+                      &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down}) {
+      TESSERA_ASSIGN_OR_RETURN(*t, resident(*t));
+    }
+  }
+  if (backend_->is_device()) converted_.clear();  // the device copies are what the forward reads
+  return {};
+}
+
+Status LlamaModel::head(const Tensor& xn, Tensor logits) {
+  if (!backend_->is_device()) return backend_->matmul(xn, output_, logits);
+  const int64_t n = xn.dim(0);
+  if (ws_.logits.view.empty() || ws_.logits.view.dim(0) < n) {
+    TESSERA_ASSIGN_OR_RETURN(ws_.logits, backend_->allocate(DType::kF32, {n, config_.vocab_size}));
+  }
+  Tensor dev = ws_.logits.view.slice_rows(0, n);
+  TESSERA_RETURN_IF_ERROR(backend_->matmul(xn, output_, dev));
+  return backend_->download(dev, logits);
+}
+
+Status LlamaModel::allocate(const LlamaOptions& options) {
   int64_t ctx =
       options.max_context > 0
           ? options.max_context
@@ -204,21 +243,23 @@ void LlamaModel::allocate(const LlamaOptions& options) {
   max_context_ = static_cast<int32_t>(ctx);
   max_chunk_ = std::min(options.max_chunk, max_context_);
   for (Layer& l : layers_) {
-    l.k_cache = OwnedTensor(options.kv_dtype, {ctx, num_kv_heads_, head_dim_});
-    l.v_cache = OwnedTensor(options.kv_dtype, {ctx, num_kv_heads_, head_dim_});
+    TESSERA_ASSIGN_OR_RETURN(l.k_cache,
+                             backend_->allocate(options.kv_dtype, {ctx, num_kv_heads_, head_dim_}));
+    TESSERA_ASSIGN_OR_RETURN(l.v_cache,
+                             backend_->allocate(options.kv_dtype, {ctx, num_kv_heads_, head_dim_}));
   }
-  allocate_workspace(max_chunk_);
+  return allocate_workspace(max_chunk_);
 }
 
-void LlamaModel::allocate_workspace(int64_t c) {
+Status LlamaModel::allocate_workspace(int64_t c) {
   const int64_t qd = num_heads_ * head_dim_, kvd = num_kv_heads_ * head_dim_;
   // Row counts of each [C, n] f32 region, in carve order; each region starts 64-byte aligned.
   const int64_t widths[] = {hidden_, hidden_, hidden_, qd, qd, kvd, kvd, ffn_, ffn_};
   auto padded = [](int64_t bytes) { return (bytes + 63) / 64 * 64; };
   int64_t total = 0;
   for (int64_t n : widths) total += padded(c * n * 4);
-  ws_.buffer = Buffer(static_cast<size_t>(total));
-  char* p = static_cast<char*>(ws_.buffer.data());
+  TESSERA_ASSIGN_OR_RETURN(ws_.buffer, backend_->allocate(DType::kF32, {total / 4}));
+  char* p = static_cast<char*>(ws_.buffer.view.data());
   Tensor* slots[] = {&ws_.x, &ws_.xn, &ws_.proj, &ws_.q, &ws_.attn,
                      &ws_.k, &ws_.v,  &ws_.gate, &ws_.up};
   for (int i = 0; i < 9; ++i) {
@@ -227,6 +268,7 @@ void LlamaModel::allocate_workspace(int64_t c) {
   }
   ws_.positions.assign(c, 0);
   ws_.rows = c;
+  return {};
 }
 
 void LlamaModel::truncate(int32_t num_tokens) {
@@ -288,13 +330,13 @@ Status LlamaModel::attention_block(Layer& l, int32_t start_pos, int64_t t) {
   Tensor k3 = ws_.k.slice_rows(0, t).reshape({t, num_kv_heads_, head_dim_});
   Tensor v = ws_.v.slice_rows(0, t);
   const int64_t end = start_pos + t;
-  TESSERA_RETURN_IF_ERROR(be.convert(k3, l.k_cache.view().slice_rows(start_pos, end)));
+  TESSERA_RETURN_IF_ERROR(be.convert(k3, l.k_cache.view.slice_rows(start_pos, end)));
   TESSERA_RETURN_IF_ERROR(be.convert(v.reshape({t, num_kv_heads_, head_dim_}),
-                                     l.v_cache.view().slice_rows(start_pos, end)));
+                                     l.v_cache.view.slice_rows(start_pos, end)));
   Tensor attn = ws_.attn.slice_rows(0, t);
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim_));
-  TESSERA_RETURN_IF_ERROR(be.attention(q3, l.k_cache.view().slice_rows(0, end),
-                                       l.v_cache.view().slice_rows(0, end), pos, scale,
+  TESSERA_RETURN_IF_ERROR(be.attention(q3, l.k_cache.view.slice_rows(0, end),
+                                       l.v_cache.view.slice_rows(0, end), pos, scale,
                                        attn.reshape({t, num_heads_, head_dim_})));
   return output_projection(l, t);
 }
@@ -337,7 +379,7 @@ Status LlamaModel::forward_chunk(std::span<const int32_t> tokens, int32_t start_
   const int64_t first = all_logits ? 0 : t - 1;
   Tensor x = ws_.x.slice_rows(first, t), xn = ws_.xn.slice_rows(first, t);
   TESSERA_RETURN_IF_ERROR(backend_->rms_norm(x, output_norm_, eps_, xn));
-  return backend_->matmul(xn, output_, logits);
+  return head(xn, logits);
 }
 
 }  // namespace tessera::model

@@ -5,19 +5,22 @@
 #include <cmath>
 
 #include "src/model/forward_checks.h"
+#include "tessera/core/check.h"
 #include "tessera/model/llama.h"
 
 namespace tessera::model {
 
 void LlamaModel::reserve_batch(int32_t max_num_tokens) {
-  if (max_num_tokens > ws_.rows) allocate_workspace(max_num_tokens);
+  if (max_num_tokens <= ws_.rows) return;
+  Status s = allocate_workspace(max_num_tokens);
+  TESSERA_CHECK(s.ok(), "workspace for {} tokens: {}", max_num_tokens, s.message());
 }
 
 Status LlamaModel::validate_batch(const ForwardBatch& b, const PagedKvCache& cache,
                                   const Tensor& logits) const {
   TESSERA_RETURN_IF_ERROR(check_forward_batch(b, cache, config_.vocab_size, max_context_, logits));
-  return check_cache_geometry(cache, static_cast<int64_t>(layers_.size()), num_kv_heads_,
-                              head_dim_, /*latent=*/false);
+  return check_cache_geometry(cache, static_cast<int64_t>(layers_.size()), num_kv_heads_, head_dim_,
+                              /*latent=*/false);
 }
 
 Status LlamaModel::paged_attention_block(Layer& l, const ForwardBatch& b, Tensor k_cache,
@@ -40,7 +43,7 @@ Status LlamaModel::paged_attention_block(Layer& l, const ForwardBatch& b, Tensor
 Status LlamaModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, Tensor logits) {
   TESSERA_RETURN_IF_ERROR(validate_batch(b, cache, logits));
   const int64_t t = b.num_tokens();
-  reserve_batch(static_cast<int32_t>(t));  // NOTE: allocates only past every earlier size
+  if (t > ws_.rows) TESSERA_RETURN_IF_ERROR(allocate_workspace(t));  // past every earlier size
   TESSERA_RETURN_IF_ERROR(backend_->embedding(token_embd_, b.tokens, ws_.x.slice_rows(0, t)));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const int layer = static_cast<int>(i);
@@ -55,7 +58,7 @@ Status LlamaModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, Ten
     TESSERA_RETURN_IF_ERROR(backend_->convert(ws_.x.row(b.logits_indices[i]), rows.row(i)));
   }
   TESSERA_RETURN_IF_ERROR(backend_->rms_norm(rows, output_norm_, eps_, xn));
-  return backend_->matmul(xn, output_, logits);
+  return head(xn, logits);
 }
 
 }  // namespace tessera::model

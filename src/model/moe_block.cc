@@ -1,10 +1,12 @@
 // DeepseekModel's feed-forward sub-layer: a dense SwiGLU MLP (DeepSeek's first_k_dense_replace
 // layers) or the MoE block: router (moe_route), routed experts grouped by expert
-// (moe_grouped_matmul over [E, N, K] stacks), weighted combine, plus shared experts.
+// (moe_grouped_matmul over [E, N, K] stacks), weighted combine (moe_combine), plus shared
+// experts.
 // Also loads the MoE weights: HF checkpoints keep one tensor per expert, stacked here at load.
 // Invariant: experts never run per token; each grouped matmul touches only active experts.
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "tessera/model/deepseek.h"
 
@@ -15,8 +17,8 @@ namespace {
 // NOTE: an owned copy: fine for tiny / f32 models; a real checkpoint pays its expert bytes
 // twice in host memory until the mapping is dropped (see docs/models.md).
 Result<OwnedTensor> stack_experts(const WeightSource& w, std::string_view model_type,
-                                  MoeWeight role, int layer, int64_t experts, int64_t n,
-                                  int64_t k, bool scales = false) {
+                                  MoeWeight role, int layer, int64_t experts, int64_t n, int64_t k,
+                                  bool scales = false) {
   OwnedTensor out;
   int64_t expert_bytes = 0;
   if (scales) {  // the FP8 block scales beside each expert weight
@@ -49,39 +51,45 @@ Result<OwnedTensor> stack_experts(const WeightSource& w, std::string_view model_
 Status DeepseekModel::load_moe(int i, Moe& m) {
   const WeightSource& w = *weights_;
   const std::string& type = config_.model_type;
-  TESSERA_ASSIGN_OR_RETURN(Projection router,
-                           projection(moe_weight_name(type, MoeWeight::kRouter, i), experts_,
-                                      hidden_));
+  TESSERA_ASSIGN_OR_RETURN(
+      Projection router,
+      projection(moe_weight_name(type, MoeWeight::kRouter, i), experts_, hidden_));
   m.router = router.weight;
   if (config_.model_type == "deepseek_v3") {
-    TESSERA_ASSIGN_OR_RETURN(m.bias, small_f32(moe_weight_name(type, MoeWeight::kRouterBias, i),
-                                               experts_, true));
+    TESSERA_ASSIGN_OR_RETURN(
+        m.bias, small_f32(moe_weight_name(type, MoeWeight::kRouterBias, i), experts_, true));
   }
-  TESSERA_ASSIGN_OR_RETURN(m.w_gate, stack_experts(w, type, MoeWeight::kExpertGate, i, experts_,
-                                                   moe_inter_, hidden_));
-  TESSERA_ASSIGN_OR_RETURN(m.w_up, stack_experts(w, type, MoeWeight::kExpertUp, i, experts_,
-                                                 moe_inter_, hidden_));
-  TESSERA_ASSIGN_OR_RETURN(m.w_down, stack_experts(w, type, MoeWeight::kExpertDown, i, experts_,
-                                                   hidden_, moe_inter_));
+  // Stacked at load on the host, then made backend-resident (the host stack is dropped on a
+  // device backend).
+  struct Stack {
+    Tensor* out;
+    MoeWeight role;
+    int64_t n, k;
+  };
+  const Stack stacks[] = {{&m.w_gate, MoeWeight::kExpertGate, moe_inter_, hidden_},
+                          {&m.w_up, MoeWeight::kExpertUp, moe_inter_, hidden_},
+                          {&m.w_down, MoeWeight::kExpertDown, hidden_, moe_inter_}};
+  for (const Stack& st : stacks) {
+    TESSERA_ASSIGN_OR_RETURN(OwnedTensor host,
+                             stack_experts(w, type, st.role, i, experts_, st.n, st.k));
+    TESSERA_ASSIGN_OR_RETURN(*st.out, resident(std::move(host)));
+  }
   if (w.find(scale_inv_name(moe_weight_name(type, MoeWeight::kExpertGate, i, 0)))) {
-    TESSERA_ASSIGN_OR_RETURN(m.s_gate, stack_experts(w, type, MoeWeight::kExpertGate, i,
-                                                     experts_, moe_inter_, hidden_, true));
-    TESSERA_ASSIGN_OR_RETURN(m.s_up, stack_experts(w, type, MoeWeight::kExpertUp, i, experts_,
-                                                   moe_inter_, hidden_, true));
-    TESSERA_ASSIGN_OR_RETURN(m.s_down, stack_experts(w, type, MoeWeight::kExpertDown, i,
-                                                     experts_, hidden_, moe_inter_, true));
+    Tensor* scales[] = {&m.s_gate, &m.s_up, &m.s_down};
+    for (int s = 0; s < 3; ++s) {
+      TESSERA_ASSIGN_OR_RETURN(OwnedTensor host, stack_experts(w, type, stacks[s].role, i, experts_,
+                                                               stacks[s].n, stacks[s].k, true));
+      TESSERA_ASSIGN_OR_RETURN(*scales[s], resident(std::move(host)));
+    }
   }
   if (mla_ && config_.n_shared_experts > 0) {
     const int64_t f = config_.n_shared_experts * moe_inter_;
-    TESSERA_ASSIGN_OR_RETURN(m.shared.gate,
-                             projection(moe_weight_name(type, MoeWeight::kSharedGate, i), f,
-                                        hidden_));
-    TESSERA_ASSIGN_OR_RETURN(m.shared.up,
-                             projection(moe_weight_name(type, MoeWeight::kSharedUp, i), f,
-                                        hidden_));
-    TESSERA_ASSIGN_OR_RETURN(m.shared.down,
-                             projection(moe_weight_name(type, MoeWeight::kSharedDown, i), hidden_,
-                                        f));
+    TESSERA_ASSIGN_OR_RETURN(
+        m.shared.gate, projection(moe_weight_name(type, MoeWeight::kSharedGate, i), f, hidden_));
+    TESSERA_ASSIGN_OR_RETURN(
+        m.shared.up, projection(moe_weight_name(type, MoeWeight::kSharedUp, i), f, hidden_));
+    TESSERA_ASSIGN_OR_RETURN(
+        m.shared.down, projection(moe_weight_name(type, MoeWeight::kSharedDown, i), hidden_, f));
   }
   return {};
 }
@@ -109,11 +117,11 @@ Status DeepseekModel::dense_mlp(const Mlp& m, int64_t t, Tensor out) {
   return linear(gate, m.down, out);
 }
 
-Status DeepseekModel::experts(const Tensor& x, const OwnedTensor& w, const OwnedTensor& scale,
+Status DeepseekModel::experts(const Tensor& x, const Tensor& w, const Tensor& scale,
                               const Tensor& ids, Tensor out) {
-  if (scale.view().empty()) return backend_->moe_grouped_matmul(x, w.view(), ids, out);
-  return backend_->moe_grouped_matmul_block_scaled(x, w.view(), scale.view(), ids,
-                                                   backend::BlockScaleParams{}, out);
+  if (scale.empty()) return backend_->moe_grouped_matmul(x, w, ids, out);
+  return backend_->moe_grouped_matmul_block_scaled(x, w, scale, ids, backend::BlockScaleParams{},
+                                                   out);
 }
 
 Status DeepseekModel::moe_block(Moe& m, int64_t t) {
@@ -137,21 +145,8 @@ Status DeepseekModel::moe_block(Moe& m, int64_t t) {
       experts(act, m.w_down, m.s_down, Tensor(ids.data(), DType::kI32, {t * k, 1}), edown));
 
   // x += sum_j weights[t, j] * edown[t, j] (+ shared experts).
-  // NOTE: host-side combine over f32 rows: the backends here are host memory; a device
-  // backend needs a weighted-combine op in its place.
-  const float* y = edown.data_as<float>();
-  const float* wt = weights.data_as<float>();
-  const int64_t wt_stride = weights.stride_bytes(0) / 4;
   Tensor proj = ws_.proj.slice_rows(0, t);
-  for (int64_t r = 0; r < t; ++r) {
-    float* dst = proj.row(r).data_as<float>();
-    for (int64_t c = 0; c < hidden_; ++c) dst[c] = 0.0f;
-    for (int64_t j = 0; j < k; ++j) {
-      const float g = wt[r * wt_stride + j];
-      const float* src = y + (r * k + j) * hidden_;
-      for (int64_t c = 0; c < hidden_; ++c) dst[c] += g * src[c];
-    }
-  }
+  TESSERA_RETURN_IF_ERROR(be.moe_combine(edown.reshape({t, k, hidden_}), weights, proj));
   TESSERA_RETURN_IF_ERROR(be.add(x, proj, x));
   if (m.shared.gate.weight.empty()) return {};
   TESSERA_RETURN_IF_ERROR(dense_mlp(m.shared, t, proj));

@@ -79,7 +79,9 @@ Status ModelRunner::build_batch(const sched::SchedulerOutput& step,
 
 Result<StepLogits> ModelRunner::execute(const sched::SchedulerOutput& step,
                                         const sched::Scheduler& scheduler) {
-  for (const kv::BlockCopy& c : step.block_copies) cache_->copy_block(c.src, c.dst);
+  for (const kv::BlockCopy& c : step.block_copies) {
+    TESSERA_RETURN_IF_ERROR(cache_->copy_block(c.src, c.dst));
+  }
   StepLogits out;
   if (step.seqs.empty()) return out;
   TESSERA_RETURN_IF_ERROR(build_batch(step, scheduler, &batch_));

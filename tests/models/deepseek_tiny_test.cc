@@ -171,7 +171,8 @@ TEST_P(DeepseekTinyTest, PackedForwardBatchMatchesSingleSequence) {
   auto m = load();
   ASSERT_NE(m, nullptr);
   const int32_t block_size = 4, num_blocks = 64, per_seq = 16;
-  Result<PagedKvCache> cache = PagedKvCache::create(config_, num_blocks, block_size);
+  Result<PagedKvCache> cache =
+      PagedKvCache::create(m->backend(), config_, num_blocks, block_size);
   ASSERT_TRUE(cache.ok()) << cache.status().message();
   if (m->is_mla()) {
     EXPECT_TRUE(cache->is_latent());
@@ -241,7 +242,7 @@ TEST_P(DeepseekTinyTest, RejectsBadArguments) {
     other.kv_lora_rank = 8;
     other.qk_rope_head_dim = 4;
   }
-  Result<PagedKvCache> cache = PagedKvCache::create(other, 8, 4);
+  Result<PagedKvCache> cache = PagedKvCache::create(m->backend(), other, 8, 4);
   ASSERT_TRUE(cache.ok());
   ForwardBatch b;
   b.tokens = {1};

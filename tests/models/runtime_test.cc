@@ -159,7 +159,7 @@ TEST_P(RuntimeTest, PackedBatchMatchesSingleSequence) {
     tables.push_back(table);
   }
   Result<PagedKvCache> cache =
-      PagedKvCache::create(m().config(), kNumBlocks, kBlockSize, DType::kF32);
+      PagedKvCache::create(m().backend(), m().config(), kNumBlocks, kBlockSize, DType::kF32);
   ASSERT_TRUE(cache.ok()) << cache.status().message();
   poison(*cache);  // a read of any slot not written this test turns the logits into NaN
 
@@ -202,7 +202,8 @@ TEST_P(RuntimeTest, PackedBatchMatchesSingleSequence) {
 }
 
 TEST_P(RuntimeTest, RejectsInconsistentBatch) {
-  Result<PagedKvCache> cache = PagedKvCache::create(m().config(), 8, 4, DType::kF32);
+  Result<PagedKvCache> cache =
+      PagedKvCache::create(m().backend(), m().config(), 8, 4, DType::kF32);
   ASSERT_TRUE(cache.ok());
   ForwardBatch b;
   add_seq(b, {1, 2, 3}, 0, 3, {0}, 4);
@@ -237,7 +238,8 @@ std::map<sched::SeqId, std::vector<int32_t>> drive(model::Model& m, std::vector<
                                                    int64_t* preemptions) {
   sched::Scheduler scheduler(sched_config, &blocks);
   Result<PagedKvCache> cache =
-      PagedKvCache::create(m.config(), blocks.num_blocks(), blocks.block_size(), DType::kF32);
+      PagedKvCache::create(m.backend(), m.config(), blocks.num_blocks(), blocks.block_size(),
+                           DType::kF32);
   EXPECT_TRUE(cache.ok());
   poison(*cache);
   ModelRunner runner(&m, &*cache, {sched_config.max_num_batched_tokens, sched_config.max_num_seqs});

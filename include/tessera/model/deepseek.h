@@ -2,6 +2,8 @@
 // V3 (multi-head latent attention, DeepSeekMoE with shared experts, YaRN) and Mixtral (GQA
 // attention, block_sparse_moe). The packed forward_batch over a PagedKvCache is the one
 // implementation; the single-sequence forward() runs it over a private paged cache.
+// Weights (after load-time stacking / conversion), caches and workspace live in the backend's
+// memory; logits are downloaded into the caller's host tensor on a device backend.
 // Invariant: an MLA layer caches only [kv_lora_rank | qk_rope_head_dim] per token (the latent),
 // never the per-head K/V; routed experts always run grouped (moe_route + moe_grouped_matmul).
 #pragma once
@@ -56,6 +58,7 @@ class DeepseekModel final : public Model {
   int32_t num_cached_tokens() const override { return num_cached_; }
   int32_t max_context() const override { return max_context_; }
   const ModelConfig& config() const override { return config_; }
+  backend::Backend* backend() const override { return backend_; }
 
   bool is_mla() const { return mla_; }
   // Attention softmax scale: qk_head_dim^-0.5, times yarn_get_mscale(factor, mscale_all_dim)^2
@@ -76,8 +79,8 @@ class DeepseekModel final : public Model {
   struct Mla {
     Projection q_proj, q_a_proj, q_b_proj, kv_a_proj, kv_b_proj, o_proj;  // see MoeWeight
     Tensor q_a_norm, kv_a_norm;  // f32 [q_lora_rank], f32 [kv_lora_rank]
-    OwnedTensor w_uk_t;          // f32 [H, kv_lora_rank, qk_nope]: per head W_UK^T (absorbed q)
-    OwnedTensor w_uv;            // f32 [H, v_head_dim, kv_lora_rank]: per head W_UV
+    Tensor w_uk_t;               // f32 [H, kv_lora_rank, qk_nope]: per head W_UK^T (absorbed q)
+    Tensor w_uv;                 // f32 [H, v_head_dim, kv_lora_rank]: per head W_UV
   };
   struct Gqa {
     Projection q, k, v, o;  // [Hq*D, hidden], [Hkv*D, hidden] x2, [hidden, Hq*D]
@@ -88,8 +91,8 @@ class DeepseekModel final : public Model {
   struct Moe {
     Tensor router;                    // [E, hidden]
     Tensor bias;                      // f32 [E] or empty (e_score_correction_bias)
-    OwnedTensor w_gate, w_up, w_down;  // stacked [E, I, hidden] x2, [E, hidden, I]
-    OwnedTensor s_gate, s_up, s_down;  // FP8 only: stacked f32 scale_inv [E, ceil/128, ceil/128]
+    Tensor w_gate, w_up, w_down;  // stacked [E, I, hidden] x2, [E, hidden, I]
+    Tensor s_gate, s_up, s_down;  // FP8 only: stacked f32 scale_inv [E, ceil/128, ceil/128]
     Mlp shared;                       // empty weights when n_shared_experts == 0
   };
   struct Layer {
@@ -102,7 +105,7 @@ class DeepseekModel final : public Model {
   };
   // Activations for up to `rows` tokens, each an f32 [rows, width] tensor (ids: i32).
   struct Workspace {
-    std::vector<OwnedTensor> owned;
+    std::vector<backend::BackendTensor> owned;
     Tensor x, xn, proj;           // [C, hidden]
     Tensor q;                     // [C, Hq * qk_head_dim]  (Mixtral: [C, Hq * D])
     Tensor qa;                    // [C, q_lora_rank]
@@ -120,6 +123,7 @@ class DeepseekModel final : public Model {
     Tensor egate, eup;            // [C, top_k * moe_intermediate]
     Tensor edown;                 // [C, top_k * hidden]
     int64_t rows = 0;
+    backend::BackendTensor logits;  // device backends: f32 [L, vocab], grown on demand
   };
 
   DeepseekModel() = default;
@@ -130,7 +134,14 @@ class DeepseekModel final : public Model {
   Result<Tensor> small_f32(const std::string& name, int64_t size, bool optional);
   Result<Projection> projection(const std::string& name, int64_t out, int64_t in,
                                 bool optional = false);
-  void allocate_workspace(int64_t rows);
+  Status allocate_workspace(int64_t rows);
+  // Backend-resident copies (free on host backends), kept alive by the model.
+  Result<Tensor> resident(const Tensor& host);
+  Result<Tensor> resident(OwnedTensor host);  // a load-time conversion: host copy dropped on
+                                              // device backends
+  Result<Projection> resident(const Projection& p);
+  // logits [n, vocab] (host) = xn [n, hidden] @ lm_head^T, through backend memory on a device.
+  Status head(const Tensor& xn, Tensor logits);
   Status validate_batch(const ForwardBatch& b, const PagedKvCache& cache,
                         const Tensor& logits) const;
 
@@ -142,8 +153,8 @@ class DeepseekModel final : public Model {
   Status ffn_block(Layer& l, int64_t t);
   Status dense_mlp(const Mlp& m, int64_t t, Tensor out);  // out [t, hidden] = mlp(xn)
   Status moe_block(Moe& m, int64_t t);                    // x += routed + shared of xn
-  Status experts(const Tensor& x, const OwnedTensor& w, const OwnedTensor& scale,
-                 const Tensor& ids, Tensor out);  // grouped matmul, FP8 when scale is set
+  Status experts(const Tensor& x, const Tensor& w, const Tensor& scale, const Tensor& ids,
+                 Tensor out);  // grouped matmul, FP8 when scale is set
   Status forward_chunk(std::span<const int32_t> tokens, int32_t start_pos, bool all_logits,
                        Tensor logits);
 
@@ -161,7 +172,8 @@ class DeepseekModel final : public Model {
   int32_t max_context_ = 0, max_chunk_ = 0, num_cached_ = 0;
   Tensor embed_, final_norm_, lm_head_;  // [vocab, hidden], f32 [hidden], [vocab, hidden]
   std::vector<Layer> layers_;
-  std::vector<OwnedTensor> converted_;  // f32 copies of non-f32 norms / biases
+  std::vector<OwnedTensor> converted_;  // host conversions (stacks, W_UK/W_UV, f32 norms)
+  std::vector<backend::BackendTensor> resident_;  // uploaded weights (device backends)
   Workspace ws_;
   PagedKvCache cache_;                  // forward()'s private cache, identity block table
   ForwardBatch step_;                   // forward()'s batch, reused

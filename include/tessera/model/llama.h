@@ -2,6 +2,9 @@
 // Backend ops: RMSNorm, GQA attention with rotary embeddings (optionally scaled), SwiGLU MLP,
 // tied or separate output head, optional q/k/v/o biases. Weights come from a WeightSource
 // (GGUF or HF safetensors); the KV cache is per layer [max_context, n_kv_heads, head_dim].
+// Weights, KV cache and workspace live in the backend's memory (uploaded / allocated at
+// creation), so on a device backend forward() reads nothing of them on the host; logits are
+// downloaded into the caller's host tensor.
 // Invariant: all activations live in one workspace sized at creation for `max_chunk` tokens,
 // so forward() never allocates; longer inputs run as several chunks.
 #pragma once
@@ -58,6 +61,7 @@ class LlamaModel final : public Model {
   int32_t num_cached_tokens() const override { return num_cached_; }
   int32_t max_context() const override { return max_context_; }
   const ModelConfig& config() const override { return config_; }
+  backend::Backend* backend() const override { return backend_; }
   const backend::RopeParams& rope() const { return rope_; }
 
  private:
@@ -67,25 +71,31 @@ class LlamaModel final : public Model {
     Tensor bq, bk, bv, bo;        // f32 biases; empty when absent
     Tensor ffn_norm;              // f32 [hidden]
     Tensor w_gate, w_up, w_down;  // [ffn, hidden] x2, [hidden, ffn]
-    OwnedTensor k_cache;          // [max_context, Hkv, D]
-    OwnedTensor v_cache;          // [max_context, Hkv, D]
+    backend::BackendTensor k_cache;  // [max_context, Hkv, D]
+    backend::BackendTensor v_cache;  // [max_context, Hkv, D]
   };
   // Activations for up to `rows` tokens (>= max_chunk), carved from one buffer.
   struct Workspace {
-    Buffer buffer;
+    backend::BackendTensor buffer;   // backend memory the tensors below are carved from
     Tensor x, xn, proj;              // f32 [C, hidden]
     Tensor q, attn;                  // f32 [C, Hq*D]
     Tensor k, v;                     // f32 [C, Hkv*D]
     Tensor gate, up;                 // f32 [C, ffn]
-    std::vector<int32_t> positions;  // [C]
+    std::vector<int32_t> positions;  // [C] host
     int64_t rows = 0;                // C
+    backend::BackendTensor logits;   // device backends: f32 [L, vocab], grown on demand
   };
 
   LlamaModel() = default;
   Status load_weights(const WeightSource& weights);
   Result<Tensor> small_f32(const WeightSource& weights, LlamaWeight role, int layer, bool optional);
-  void allocate(const LlamaOptions& options);
-  void allocate_workspace(int64_t rows);
+  Status allocate(const LlamaOptions& options);
+  Status allocate_workspace(int64_t rows);
+  // Backend-resident copy of a weight (free on host backends); kept alive by the model.
+  Result<Tensor> resident(const Tensor& host);
+  Status make_resident();  // every weight the forward reads
+  // logits [n, vocab] (host) = xn [n, hidden] @ output^T, through backend memory on a device.
+  Status head(const Tensor& xn, Tensor logits);
   Status validate_batch(const ForwardBatch& batch, const PagedKvCache& cache,
                         const Tensor& logits) const;
   // Norm, Q/K/V projections (+ biases) and rope of workspace rows [0, t) at `positions`.
@@ -111,6 +121,7 @@ class LlamaModel final : public Model {
   Tensor output_;       // [vocab, hidden] (token_embd_ when tied)
   std::vector<Layer> layers_;
   std::vector<OwnedTensor> converted_;  // f32 copies of non-f32 norms / biases
+  std::vector<backend::BackendTensor> resident_;  // uploaded weights (device backends)
   Workspace ws_;
 };
 

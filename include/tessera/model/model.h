@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 
+#include "tessera/backend/backend.h"
 #include "tessera/core/status.h"
 #include "tessera/core/tensor.h"
 #include "tessera/model/batch.h"
@@ -44,6 +45,9 @@ class Model {
   virtual int32_t num_cached_tokens() const = 0;
   virtual int32_t max_context() const = 0;  // KV cache capacity in tokens
   virtual const ModelConfig& config() const = 0;
+  // The backend whose memory holds the model's weights and workspace (KV caches for
+  // forward_batch are created on it too).
+  virtual backend::Backend* backend() const = 0;
   int64_t vocab_size() const { return config().vocab_size; }
 };
 
