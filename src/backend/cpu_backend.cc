@@ -14,8 +14,10 @@
 #include "kernels/cpu/ops.h"
 #include "kernels/ref/quant.h"
 #include "src/backend/cpu_fp8.h"
+#include "src/backend/cpu_int8.h"
 #include "src/backend/cpu_matmul.h"
 #include "src/backend/cpu_moe.h"
+#include "src/backend/host_backend.h"
 #include "tessera/backend/backend.h"
 #include "tessera/backend/op_checks.h"
 #include "tessera/core/thread_pool.h"
@@ -88,7 +90,7 @@ void grouped_attention(int64_t num_tasks, int64_t G, int64_t dv, int64_t o_head,
   });
 }
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public HostBackend {
  public:
   std::string_view name() const override { return "cpu"; }
 
@@ -115,6 +117,12 @@ class CpuBackend final : public Backend {
       case Op::kMatmulBlockScaled:
       case Op::kMoeGroupedMatmulBlockScaled:
         return a == DType::kFP8_E4M3 && b == DType::kF32;
+      case Op::kCopy:
+      case Op::kMoeCombine:
+      case Op::kSample:
+        return true;
+      case Op::kMatmulInt8:
+        return a == DType::kI8;
     }
     return false;
   }
@@ -373,9 +381,16 @@ class CpuBackend final : public Backend {
     return fp8_matmul_.run_grouped(default_thread_pool(), x, w, w_scale_inv, ids, block, out);
   }
 
+  Status matmul_int8(const Tensor& x, const Tensor& w, const Tensor& w_scale, Int8Mode mode,
+                     Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_matmul_int8(x, w, w_scale, mode, out));
+    return int8_matmul_.run(default_thread_pool(), x, w, w_scale, mode, out);
+  }
+
  private:
   CpuMatmul matmul_;
   CpuFp8Matmul fp8_matmul_;
+  CpuInt8Matmul int8_matmul_;
   CpuMoeMatmul moe_matmul_;
   std::mutex rope_mutex_;
   bool rope_cached_ = false;

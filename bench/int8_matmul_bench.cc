@@ -1,0 +1,171 @@
+// INT8 matmul micro-benchmark at Llama-3-8B projection shapes (q/o [4096, 4096], k/v
+// [1024, 4096], gate/up [14336, 4096], down [4096, 14336]): W8A8 and weight-only INT8 against the
+// f32 and Q8_0 matmul (CpuMatmul) of the same shape with the same threads. M=1 (decode) streams
+// the weight from DRAM (rotating over >= 192 MiB of copies): GB/s of weight against a
+// streaming-read bandwidth measured here, and the floor (weight bytes / bandwidth). M=64 prints
+// GFLOP/s beside the same floor.
+// Usage: int8_matmul_bench [--threads N] [--quick] [--decode-only]   (TESSERA_CPU_ISA to force)
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/common/types.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/ops.h"
+#include "kernels/ref/quantize.h"
+#include "src/backend/cpu_int8.h"
+#include "src/backend/cpu_matmul.h"
+#include "tessera/backend/backend.h"
+#include "tessera/core/tensor.h"
+#include "tessera/core/thread_pool.h"
+
+namespace {
+
+using tessera::DType;
+using tessera::Tensor;
+using tessera::backend::Int8Mode;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Streaming read of a buffer much larger than the caches, split over the pool's threads.
+double measure_bandwidth_gbs(tessera::ThreadPool& pool) {
+  const int64_t n = int64_t{256} << 20 >> 3;  // 256 MiB of uint64
+  std::vector<uint64_t> buf(n, 1);
+  std::vector<uint64_t> sums(pool.num_threads() * 8);
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    pool.run([&](int t, int nt) {
+      const int64_t b = n * t / nt, e = n * (t + 1) / nt;
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (int64_t i = b; i + 4 <= e; i += 4) {
+        s0 += buf[i];
+        s1 += buf[i + 1];
+        s2 += buf[i + 2];
+        s3 += buf[i + 3];
+      }
+      sums[t * 8] = s0 + s1 + s2 + s3;
+    });
+    best = std::max(best, n * 8.0 / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+// Seconds per call of fn(i), i counting calls, after one warm-up pass over `copies`.
+double time_calls(int64_t copies, bool quick, const std::function<void(int64_t)>& fn) {
+  for (int64_t i = 0; i < copies; ++i) fn(i);
+  const double min_seconds = quick ? 0.15 : 0.6;
+  int64_t iters = 0;
+  const auto t0 = Clock::now();
+  double s = 0.0;
+  while (s < min_seconds || iters < 3) {
+    fn(iters++);
+    s = seconds_since(t0);
+  }
+  return s / iters;
+}
+
+void report(const char* what, int64_t m, int64_t n, int64_t k, int64_t w_bytes, double sec,
+            double bw_gbs, double base_sec) {
+  const double gbs = w_bytes / sec / 1e9;
+  std::printf(
+      "%-16s M=%-3ld N=%-5ld K=%-5ld %9.1f us %7.2f GB/s (%3.0f%% of bw, floor %7.1f us)"
+      " %8.2f GFLOP/s  x%.2f w8a8 time\n",
+      what, static_cast<long>(m), static_cast<long>(n), static_cast<long>(k), sec * 1e6, gbs,
+      100.0 * gbs / bw_gbs, w_bytes / (bw_gbs * 1e9) * 1e6, 2.0 * m * n * k / sec / 1e9,
+      sec / base_sec);
+}
+
+void run_shape(tessera::ThreadPool& pool, int64_t m, int64_t n, int64_t k, double bw, bool quick) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(m * k), out(m * n);
+  for (float& v : x) v = dist(rng);
+  Tensor xt(x.data(), DType::kF32, {m, k});
+  Tensor ot(out.data(), DType::kF32, {m, n});
+  auto copies_for = [&](int64_t w_bytes) {
+    return m == 1 ? std::max<int64_t>(1, (int64_t{192} << 20) / w_bytes) : 1;
+  };
+
+  // INT8 weights: random codes, per-channel scales ~ amax / 127.
+  const int64_t i8_bytes = n * k;
+  const int64_t i8_copies = copies_for(i8_bytes);
+  std::vector<int8_t> w8(static_cast<size_t>(i8_bytes * i8_copies));
+  for (int64_t i = 0; i < i8_bytes; ++i) w8[i] = static_cast<int8_t>(rng());
+  for (int64_t i = 1; i < i8_copies; ++i)
+    std::memcpy(w8.data() + i * i8_bytes, w8.data(), i8_bytes);
+  std::vector<float> scale(n, 0.05f / 127.0f);
+  Tensor st(scale.data(), DType::kF32, {n});
+  tessera::backend::CpuInt8Matmul int8;
+  double base = 0.0;
+  for (Int8Mode mode : {Int8Mode::kW8A8, Int8Mode::kWeightOnly}) {
+    const double sec = time_calls(i8_copies, quick, [&](int64_t i) {
+      Tensor wt(w8.data() + (i % i8_copies) * i8_bytes, DType::kI8, {n, k});
+      if (!int8.run(pool, xt, wt, st, mode, ot).ok()) std::abort();
+    });
+    if (mode == Int8Mode::kW8A8) base = sec;
+    report(mode == Int8Mode::kW8A8 ? "int8 w8a8" : "int8 weight-only", m, n, k, i8_bytes + 4 * n,
+           sec, bw, base);
+  }
+  w8.clear();
+  w8.shrink_to_fit();
+
+  tessera::backend::CpuMatmul mm;
+  for (DType type : {DType::kF32, DType::kQ8_0}) {
+    const tessera::kernels::ElemTraits t = tessera::kernels::elem_traits(type);
+    const int64_t row_bytes = k / t.block_elems * t.block_bytes;
+    const int64_t w_bytes = n * row_bytes;
+    const int64_t copies = copies_for(w_bytes);
+    std::vector<char> w(static_cast<size_t>(w_bytes * copies));
+    std::vector<float> row(k);
+    for (int64_t j = 0; j < n; ++j) {
+      for (float& v : row) v = 0.05f * dist(rng);
+      if (type == DType::kF32) {
+        std::memcpy(w.data() + j * row_bytes, row.data(), row_bytes);
+      } else {
+        tessera::kernels::ref::quantize_row(type, row.data(), w.data() + j * row_bytes, k);
+      }
+    }
+    for (int64_t i = 1; i < copies; ++i) std::memcpy(w.data() + i * w_bytes, w.data(), w_bytes);
+    const double sec = time_calls(copies, quick, [&](int64_t i) {
+      Tensor wt(w.data() + (i % copies) * w_bytes, type, {n, k});
+      if (!mm.run(pool, xt, wt, ot).ok()) std::abort();
+    });
+    report(std::string(tessera::dtype_name(type)).c_str(), m, n, k, w_bytes, sec, bw, base);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int threads = 2;
+  bool quick = false, prefill = true;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    if (!std::strcmp(argv[i], "--decode-only")) prefill = false;
+  }
+  tessera::ThreadPool pool(threads);
+  const double bw = measure_bandwidth_gbs(pool);
+  std::printf("threads %d, isa %s, streaming-read bandwidth %.2f GB/s\n", threads,
+              tessera::kernels::cpu::isa_name(tessera::kernels::cpu::ops_isa()), bw);
+  struct Shape {
+    int64_t n, k;
+  };
+  const Shape shapes[] = {{4096, 4096}, {1024, 4096}, {14336, 4096}, {4096, 14336}};
+  for (int64_t m : {int64_t{1}, int64_t{64}}) {
+    if (m > 1 && !prefill) break;
+    for (const Shape& s : shapes) run_shape(pool, m, s.n, s.k, bw, quick);
+  }
+  return 0;
+}
