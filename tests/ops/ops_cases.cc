@@ -320,6 +320,9 @@ std::vector<OpCase> all_cases() {
   add_paged_cases(cases);
   add_moe_cases(cases);
   add_fp8_cases(cases);
+  add_int8_cases(cases);
+  add_sample_cases(cases);
+  add_memory_cases(cases);
   return cases;
 }
 

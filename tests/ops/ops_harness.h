@@ -94,6 +94,12 @@ void add_paged_cases(std::vector<OpCase>& cases);
 void add_moe_cases(std::vector<OpCase>& cases);
 // The block-scaled FP8 matmul cases (ops_cases_fp8.cc); all_cases() includes them.
 void add_fp8_cases(std::vector<OpCase>& cases);
+// The INT8 matmul cases (ops_cases_int8.cc); all_cases() includes them.
+void add_int8_cases(std::vector<OpCase>& cases);
+// The sampling cases (ops_cases_sample.cc); all_cases() includes them.
+void add_sample_cases(std::vector<OpCase>& cases);
+// The memory op cases: copy and moe_combine (ops_cases_memory.cc); all_cases() includes them.
+void add_memory_cases(std::vector<OpCase>& cases);
 
 // A backend under test: the CPU backend at one ISA, or CUDA (absent for now).
 struct BackendEntry {
