@@ -1,7 +1,8 @@
 // CUDA kernel benchmarks against their floors: HBM bandwidth measured by a copy kernel, tensor
-// peak by a large cuBLASLt bf16 GEMM. Prints one table: time, achieved GB/s or TFLOP/s, the
-// fraction of the floor, and the issue's target. `--probe` only says whether a GPU answers.
-// Invariant: inputs are random (never zeros) and every timed kernel is checked for errors.
+// peak by a large cuBLASLt bf16 GEMM (FP8 rows: by cuBLASLt's FP8 8192^3). Prints one table: time,
+// achieved GB/s or TFLOP/s, the fraction of the floor, and the issue's target. `--probe` only says
+// whether a GPU answers. Invariant: inputs are random (never zeros) and every timed kernel is
+// checked for errors.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -21,14 +22,13 @@ using tessera::kernels::ElemType;
 
 namespace {
 
-#define CHECK_CUDA(expr)                                                                  \
-  do {                                                                                    \
-    const cudaError_t e_ = (expr);                                                        \
-    if (e_ != cudaSuccess) {                                                              \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr,                   \
-                   cudaGetErrorString(e_));                                               \
-      std::exit(1);                                                                       \
-    }                                                                                     \
+#define CHECK_CUDA(expr)                                                                         \
+  do {                                                                                           \
+    const cudaError_t e_ = (expr);                                                               \
+    if (e_ != cudaSuccess) {                                                                     \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                              \
+    }                                                                                            \
   } while (0)
 
 __global__ void fill_kernel(uint16_t* p, int64_t n, uint32_t seed, bool fp8) {
@@ -54,6 +54,19 @@ void* dalloc(int64_t bytes) {
   void* p = nullptr;
   CHECK_CUDA(cudaMalloc(&p, bytes));
   return p;
+}
+
+// NMSE of `got` against `ref` (device f32 arrays of n values), for the cross-checks.
+double nmse_dev(const float* ref, const float* got, int64_t n) {
+  std::vector<float> a(n), b(n);
+  CHECK_CUDA(cudaMemcpy(a.data(), ref, n * 4, cudaMemcpyDeviceToHost));
+  CHECK_CUDA(cudaMemcpy(b.data(), got, n * 4, cudaMemcpyDeviceToHost));
+  double err = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    err += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(a[i]) * a[i];
+  }
+  return den > 0 ? err / den : err;
 }
 
 void fill(void* p, int64_t bytes, uint32_t seed, bool fp8 = false) {
@@ -84,7 +97,7 @@ struct Row {
   double ms;
   double achieved;  // GB/s or TFLOP/s
   const char* unit;
-  double floor;     // the same unit
+  double floor;  // the same unit
   std::string target;
 };
 
@@ -137,15 +150,13 @@ int main(int argc, char** argv) {
   float* gc = static_cast<float*>(dalloc(G * G * 4));
   fill(ga, G * G * 2, 2);
   fill(gb, G * G * 2, 3);
-  const double gemm_ms = time_ms([&] {
-    return kc::lt_gemm(lt, ElemType::kBF16, ga, G, gb, G, gc, G, G, G, G, nullptr);
-  }, 10);
+  const double gemm_ms = time_ms(
+      [&] { return kc::lt_gemm(lt, ElemType::kBF16, ga, G, gb, G, gc, G, G, G, G, nullptr); }, 10);
   const double peak = 2.0 * G * G * G / gemm_ms / 1e9;  // TFLOP/s
   rows.push_back({"cuBLASLt bf16 8192^3 (peak)", gemm_ms, peak, "TFLOP/s", peak, "-"});
   // Our bf16 GEMM is the cuBLASLt path itself; a decode-shaped one shows the small-M regime.
-  const double gemv_ms = time_ms([&] {
-    return kc::lt_gemm(lt, ElemType::kBF16, ga, G, gb, G, gc, G, 16, G, G, nullptr);
-  });
+  const double gemv_ms = time_ms(
+      [&] { return kc::lt_gemm(lt, ElemType::kBF16, ga, G, gb, G, gc, G, 16, G, G, nullptr); });
   rows.push_back({"bf16 gemm M=16 N=K=8192", gemv_ms, G * G * 2.0 / gemv_ms / 1e6, "GB/s", hbm,
                   ">= 0.95x cuBLAS (it is cuBLASLt)"});
 
@@ -157,31 +168,117 @@ int main(int argc, char** argv) {
   }
   fill(ga, G * G, 4, true);
   fill(gb, G * G, 5, true);
-  cudaError_t fp8_err = kc::lt_gemm_fp8(lt, static_cast<uint8_t*>(ga), G, scales,
-                                        static_cast<uint8_t*>(gb), G, scales, gc, G, G, G, G,
-                                        nullptr);
+  cudaError_t fp8_err =
+      kc::lt_gemm_fp8(lt, static_cast<uint8_t*>(ga), G, scales, static_cast<uint8_t*>(gb), G,
+                      scales, gc, G, G, G, G, nullptr);
   if (fp8_err == cudaSuccess) {
-    const double ms = time_ms([&] {
-      return kc::lt_gemm_fp8(lt, static_cast<uint8_t*>(ga), G, scales, static_cast<uint8_t*>(gb),
-                             G, scales, gc, G, G, G, G, nullptr);
-    }, 10);
+    const double ms = time_ms(
+        [&] {
+          return kc::lt_gemm_fp8(lt, static_cast<uint8_t*>(ga), G, scales,
+                                 static_cast<uint8_t*>(gb), G, scales, gc, G, G, G, G, nullptr);
+        },
+        10);
     rows.push_back({"cuBLASLt fp8 per-tensor 8192^3", ms, 2.0 * G * G * G / ms / 1e9, "TFLOP/s",
                     peak, "baseline"});
   } else {
     std::printf("cuBLASLt fp8: %s\n", cudaGetErrorString(fp8_err));
   }
-  const int64_t F = 4096;  // the CUDA-core baseline is slow: a smaller cube
-  const double fp8_ms = time_ms([&] {
-    return kc::gemm_fp8_block_scaled(static_cast<uint8_t*>(ga), F, scales,
-                                     static_cast<uint8_t*>(gb), F, scales, gc, F, F, F, F,
-                                     nullptr);
-  }, 3);
-  rows.push_back({"fp8 block-scaled 4096^3 (ours)", fp8_ms, 2.0 * F * F * F / fp8_ms / 1e9,
-                  "TFLOP/s", peak, ">= 1200 TFLOP/s"});
   cudaFree(ga);
   cudaFree(gb);
   cudaFree(gc);
   cudaFree(scales);
+  // Block-scaled FP8 (DeepSeek-V3): our mma.sync kernel vs the CUDA-core one and cuBLASLt's
+  // per-tensor FP8 on the same shape; x is pre-quantised (its kernel is its own row).
+  {
+    double fp8_peak = peak;
+    for (const Row& r : rows) {
+      if (r.name.rfind("cuBLASLt fp8", 0) == 0) fp8_peak = r.achieved;
+    }
+    const int64_t maxM = 4096, maxK = 18432, maxN = 24576;
+    float* x = static_cast<float*>(dalloc(maxM * maxK * 4));
+    uint8_t* xq = static_cast<uint8_t*>(dalloc(maxM * maxK));
+    uint8_t* xq_lo = static_cast<uint8_t*>(dalloc(16 * maxK));
+    float* xs = static_cast<float*>(dalloc(maxM * (maxK / 128) * 4));
+    uint8_t* w = static_cast<uint8_t*>(dalloc(maxN * 7168));
+    float* ws = static_cast<float*>(dalloc((maxN / 128) * (maxK / 128) * 4));
+    float* out = static_cast<float*>(dalloc(maxM * maxN * 4));
+    float* out2 = static_cast<float*>(dalloc(maxM * maxN * 4));  // the CUDA-core cross-check
+    fill(x, maxM * maxK * 4, 8);
+    fill(w, maxN * 7168, 9, true);
+    {
+      std::vector<float> v((maxN / 128) * (maxK / 128), 0.01f);
+      CHECK_CUDA(cudaMemcpy(ws, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
+    }
+    const int sms = prop.multiProcessorCount;
+    void* split_ws = dalloc(256ll << 20);
+    const double q_ms = time_ms([&] {
+      return kc::quantize_fp8_rows(x, 7168, 4096, 7168, xq, nullptr, 7168, xs, 56, nullptr);
+    });
+    rows.push_back(
+        {"fp8 quantise x 4096x7168", q_ms, 4096 * 7168 * 5.0 / q_ms / 1e6, "GB/s", hbm, "-"});
+    auto bench = [&](const std::string& name, int64_t M, int64_t N, int64_t K, bool cuda_core) {
+      if (N * K > maxN * 7168) return;  // NOTE: weight buffer sized for the listed shapes
+      CHECK_CUDA(kc::quantize_fp8_rows(x, K, M, K, xq, M <= 16 ? xq_lo : nullptr, K, xs, K / 128,
+                                       nullptr));
+      kc::Fp8BlockGemm g{
+          xq, K, M <= 16 ? xq_lo : nullptr, xs, K / 128, w, K, ws, K / 128, out, N, M, N, K};
+      const double flop = 2.0 * M * N * K;
+      double lt_ms = -1;
+      if (kc::lt_gemm_fp8(lt, xq, K, ws, w, K, ws, out, N, M, N, K, nullptr) == cudaSuccess) {
+        lt_ms = time_ms(
+            [&] { return kc::lt_gemm_fp8(lt, xq, K, ws, w, K, ws, out, N, M, N, K, nullptr); }, 10);
+      }
+      const int64_t need = kc::gemm_fp8_block_workspace_bytes(M, N, K, sms);
+      const double ms = time_ms(
+          [&] {
+            return kc::gemm_fp8_block_scaled(g, kc::Fp8GemmPath::kAuto, sms,
+                                             need <= (256ll << 20) ? split_ws : nullptr, nullptr);
+          },
+          10);
+      // Same math on CUDA cores (its per-group sums in another order): NMSE ~1e-12 expected.
+      kc::Fp8BlockGemm g2 = g;
+      g2.out = out2;
+      CHECK_CUDA(kc::gemm_fp8_block_scaled(g2, kc::Fp8GemmPath::kCudaCore, sms, nullptr, nullptr));
+      CHECK_CUDA(cudaDeviceSynchronize());
+      const double err = nmse_dev(out2, out, M * N);
+      char target[128];
+      std::snprintf(target, sizeof(target),
+                    "cuBLASLt fp8 %.1f TFLOP/s; weights %.0f GB/s; vs cuda-core NMSE %.1e",
+                    lt_ms > 0 ? flop / lt_ms / 1e9 : 0.0, N * K / ms / 1e6, err);
+      rows.push_back({"fp8 mma " + name, ms, flop / ms / 1e9, "TFLOP/s", fp8_peak, target});
+      if (cuda_core) {
+        const double cc = time_ms(
+            [&] {
+              return kc::gemm_fp8_block_scaled(g2, kc::Fp8GemmPath::kCudaCore, sms, nullptr,
+                                               nullptr);
+            },
+            2);
+        rows.push_back({"fp8 cuda-core " + name, cc, flop / cc / 1e9, "TFLOP/s", fp8_peak,
+                        "the sm_80 fallback"});
+      }
+    };
+    bench("4096x7168x7168", 4096, 7168, 7168, true);
+    struct Proj {
+      const char* name;
+      int64_t n, k;
+    };
+    // DeepSeek-V3 projections (N x K): q_a, kv_a (+rope), q_b, o_proj, MLP down.
+    const Proj projs[] = {{"q_a 1536x7168", 1536, 7168},
+                          {"kv_a 576x7168", 576, 7168},
+                          {"q_b 24576x1536", 24576, 1536},
+                          {"o 7168x16384", 7168, 16384},
+                          {"down 7168x18432", 7168, 18432}};
+    for (const Proj& pr : projs) {
+      for (int64_t M : {1, 64, 4096}) {
+        bench(std::string(pr.name) + " M=" + std::to_string(M), M, pr.n, pr.k, false);
+      }
+    }
+    for (void* ptr : {static_cast<void*>(x), static_cast<void*>(xq), static_cast<void*>(xq_lo),
+                      static_cast<void*>(xs), static_cast<void*>(w), static_cast<void*>(ws),
+                      static_cast<void*>(out), static_cast<void*>(out2), split_ws}) {
+      cudaFree(ptr);
+    }
+  }
   kc::lt_destroy(lt);
 
   // 4. Paged decode attention, 32K context: 8 seqs, Hq 32, Hkv 8, D 128, f16 KV, block 16.
@@ -231,14 +328,78 @@ int main(int argc, char** argv) {
     p.bt_stride = blocks_per_seq;
     p.scale = 0.088f;
     kc::choose_paged_attention_split(p, ctx, prop.multiProcessorCount, 256ll << 20);
-    p.workspace = dalloc(std::max<int64_t>(16, kc::paged_attention_workspace_bytes(
-                                                   seqs, hq, d, p.num_partitions)));
+    p.workspace = dalloc(
+        std::max<int64_t>(16, kc::paged_attention_workspace_bytes(seqs, hq, d, p.num_partitions)));
     const double ms = time_ms([&] { return kc::paged_attention(p, nullptr); });
-    rows.push_back({"paged decode 32K f16 GQA4 x8 seqs", ms, 2.0 * kv_bytes / ms / 1e6, "GB/s",
-                    hbm, ">= 85% HBM"});
-    for (void* ptr : {k, v, static_cast<void*>(q), static_cast<void*>(o),
-                      static_cast<void*>(dqs), static_cast<void*>(dlens),
-                      static_cast<void*>(dtable), p.workspace}) {
+    rows.push_back({"paged decode 32K f16 GQA4 x8 seqs", ms, 2.0 * kv_bytes / ms / 1e6, "GB/s", hbm,
+                    ">= 85% HBM"});
+    for (void* ptr : {k, v, static_cast<void*>(q), static_cast<void*>(o), static_cast<void*>(dqs),
+                      static_cast<void*>(dlens), static_cast<void*>(dtable), p.workspace}) {
+      cudaFree(ptr);
+    }
+  }
+
+  // 4b. Prefill attention: one sequence of 4096 new tokens, Hq 32, Hkv 8, D 128, f16 cache,
+  // block 16 (causal: 2 * 2 * Hq * D * T (T + 1) / 2 flops). Flash kernel vs the split-K one.
+  {
+    const int64_t T = 4096, hq = 32, hkv = 8, d = 128, bs = 16, nb = T / bs;
+    const int64_t kv_bytes = nb * bs * hkv * d * 2;
+    void* k = dalloc(kv_bytes);
+    void* v = dalloc(kv_bytes);
+    fill(k, kv_bytes, 10);
+    fill(v, kv_bytes, 11);
+    float* q = static_cast<float*>(dalloc(T * hq * d * 4));
+    float* o = static_cast<float*>(dalloc(T * hq * d * 4));
+    fill(q, T * hq * d * 4, 12);
+    std::vector<int32_t> qs = {0, int32_t(T)}, lens = {int32_t(T)}, table(nb);
+    for (int64_t i = 0; i < nb; ++i) table[i] = int32_t((i * 37) % nb);
+    int32_t* dqs = static_cast<int32_t*>(dalloc(8));
+    int32_t* dlens = static_cast<int32_t*>(dalloc(4));
+    int32_t* dtable = static_cast<int32_t*>(dalloc(nb * 4));
+    CHECK_CUDA(cudaMemcpy(dqs, qs.data(), 8, cudaMemcpyHostToDevice));
+    CHECK_CUDA(cudaMemcpy(dlens, lens.data(), 4, cudaMemcpyHostToDevice));
+    CHECK_CUDA(cudaMemcpy(dtable, table.data(), nb * 4, cudaMemcpyHostToDevice));
+    kc::PagedAttentionParams p{};
+    p.q = q;
+    p.q_tok = hq * d;
+    p.q_head = d;
+    p.k = k;
+    p.v = v;
+    p.k_block = p.v_block = bs * hkv * d;
+    p.k_slot = p.v_slot = hkv * d;
+    p.k_head = p.v_head = d;
+    p.kv_type = ElemType::kF16;
+    p.out = o;
+    p.o_tok = hq * d;
+    p.o_head = d;
+    p.num_tokens = T;
+    p.num_seqs = 1;
+    p.num_q_heads = hq;
+    p.num_kv_heads = hkv;
+    p.head_dim = d;
+    p.v_head_dim = d;
+    p.block_size = bs;
+    p.query_start = dqs;
+    p.seq_lens = dlens;
+    p.block_tables = dtable;
+    p.bt_stride = nb;
+    p.scale = 0.088f;
+    const double flop = 4.0 * hq * d * (T * (T + 1) / 2.0);
+    const bool flash = kc::flash_prefill_supported(p);
+    const double ms = time_ms([&] { return kc::paged_attention(p, nullptr); }, 5);
+    float* o2 = static_cast<float*>(dalloc(T * hq * d * 4));
+    p.allow_flash = false;
+    p.out = o2;
+    const double old_ms = time_ms([&] { return kc::paged_attention(p, nullptr); }, 2);
+    char target[64];
+    std::snprintf(target, sizeof(target), "vs split-K NMSE %.1e", nmse_dev(o2, o, T * hq * d));
+    rows.push_back({flash ? "prefill 4096 f16 GQA4 d128 (flash)" : "prefill 4096 (no flash!)", ms,
+                    flop / ms / 1e9, "TFLOP/s", peak, target});
+    rows.push_back({"prefill 4096 f16 GQA4 d128 (split-K)", old_ms, flop / old_ms / 1e9, "TFLOP/s",
+                    peak, "the decode kernel on prefill rows"});
+    for (void* ptr :
+         {k, v, static_cast<void*>(q), static_cast<void*>(o), static_cast<void*>(o2),
+          static_cast<void*>(dqs), static_cast<void*>(dlens), static_cast<void*>(dtable)}) {
       cudaFree(ptr);
     }
   }

@@ -53,6 +53,7 @@ Tensor random_codes(CaseBuffers& b, int64_t rows, int64_t cols, int64_t pad) {
 struct DenseShape {
   int64_t m, n, k, block_n, block_k;
   bool strided, nan_code;
+  bool aligned = false;  // 16-byte aligned weight rows (the CUDA tensor-core path's fast loads)
 };
 
 void add_dense_cases(std::vector<OpCase>& cases) {
@@ -62,11 +63,14 @@ void add_dense_cases(std::vector<OpCase>& cases) {
       {9, 256, 384, 128, 128, false, false},  {1, 300, 129, 128, 128, true, false},
       {1, 256, 7168, 128, 128, false, false}, {2, 70, 90, 32, 64, false, false},
       {3, 50, 100, 16, 48, true, false},      {5, 33, 200, 128, 128, false, true},
+      // M > 16 takes the large-tile CUDA kernel; aligned rows take its vector loads.
+      {64, 256, 512, 128, 128, false, false, true}, {33, 136, 384, 128, 128, true, false, true},
   };
   for (const DenseShape& s : shapes) {
     OpCase c;
-    c.name = fmt::format("matmul_block_scaled/m{}_n{}_k{}_b{}x{}{}{}", s.m, s.n, s.k, s.block_n,
-                         s.block_k, s.strided ? "_strided" : "", s.nan_code ? "_nan" : "");
+    c.name = fmt::format("matmul_block_scaled/m{}_n{}_k{}_b{}x{}{}{}{}", s.m, s.n, s.k,
+                         s.block_n, s.block_k, s.strided ? "_strided" : "",
+                         s.nan_code ? "_nan" : "", s.aligned ? "_aligned" : "");
     c.tol = "matmul_block_scaled";
     c.op = Op::kMatmulBlockScaled;
     c.type_a = DType::kFP8_E4M3;
@@ -75,7 +79,7 @@ void add_dense_cases(std::vector<OpCase>& cases) {
     c.setup = [=](CaseBuffers& b) -> OpFn {
       const int64_t pad = s.strided ? 5 : 0;
       Tensor x = b.random(DType::kF32, {s.m, s.k}, {pad});
-      Tensor w = random_codes(b, s.n, s.k, pad + 3);
+      Tensor w = random_codes(b, s.n, s.k, s.aligned ? 0 : pad + 3);
       if (s.nan_code) static_cast<uint8_t*>(w.data())[3 * w.stride_bytes(0) + s.k - 1] = 0x7f;
       Tensor scale = b.random(DType::kF32, {ceil_div(s.n, s.block_n), ceil_div(s.k, s.block_k)},
                               {s.strided ? 2 : 0}, 0.01f);

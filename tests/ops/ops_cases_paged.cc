@@ -107,6 +107,9 @@ void add_paged_attention_cases(std::vector<OpCase>& cases) {
       // Split keys (few (token, KV head) tasks over long contexts), MLA and GQA 16.
       {"mla_alias_split_bs16", 16, 1, 576, 512, 16, {{1500, 1}}, true, false},
       {"gqa16_split_bs16", 16, 1, 64, 64, 16, {{1200, 1}, {3, 1}}, false, true},
+      // Long query runs at head dim 128: the CUDA flash prefill path (f16 cache), beside a
+      // decode row that stays on the split-K kernel.
+      {"flash_prefill_d128", 8, 2, 128, 128, 16, {{64, 80}, {0, 70}, {10, 1}}, false, false},
   };
   for (DType kv : {DType::kF32, DType::kF16}) {
     for (const PagedShape& s : shapes) {

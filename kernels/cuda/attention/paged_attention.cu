@@ -2,10 +2,11 @@
 // kHeadsPerCta query heads of its GQA group, key partition): each K/V row is loaded once for
 // all those query heads. Keys stream through in tiles of kKeyTile with an online softmax;
 // with several partitions (split-K, long contexts) a second kernel merges the partials.
-// NOTE: prefill rows are handled by the same kernel (one CTA per query token); a tiled
-// flash-style prefill that shares K/V tiles across query rows is future work (docs/cuda.md).
+// Sequences with long query runs go to the flash prefill kernel (flash_prefill.cu) when the
+// cache allows; then `flash_run` > 0 and this kernel skips their rows (flash_tile_logic.h).
 #include <cfloat>
 
+#include "kernels/cuda/attention/flash_tile_logic.h"
 #include "kernels/cuda/attention/paged_attention.h"
 #include "kernels/cuda/common/device_utils.cuh"
 
@@ -46,7 +47,7 @@ __device__ int64_t num_keys_of(const PagedAttentionParams& p, int64_t t) {
 
 template <typename KV>
 __global__ void __launch_bounds__(kThreads)
-    paged_attention_kernel(PagedAttentionParams p, float* part_ml, float* part_acc) {
+    paged_attention_kernel(PagedAttentionParams p, float* part_ml, float* part_acc, int flash_run) {
   __shared__ float q_s[kHeadsPerCta][kMaxHeadDim];
   __shared__ float s_s[kHeadsPerCta][kKeyTile];
   __shared__ float m_s[kHeadsPerCta], l_s[kHeadsPerCta], alpha_s[kHeadsPerCta];
@@ -62,6 +63,7 @@ __global__ void __launch_bounds__(kThreads)
 
   const int s = find_seq(p.query_start, p.num_seqs, t);
   const int64_t n = p.query_start[s + 1] - p.query_start[s];
+  if (flash::flash_owns(n, flash_run)) return;
   const int64_t num_keys =
       p.positions ? p.positions[t] + 1 : p.seq_lens[s] - n + (t - p.query_start[s]) + 1;
   const int64_t part_keys = p.num_partitions > 1 ? p.partition_keys : num_keys;
@@ -187,8 +189,13 @@ __global__ void __launch_bounds__(kThreads)
 
 // Merges the partitions of one (token, query head): out = sum_p acc_p e^(m_p - M) / L.
 __global__ void __launch_bounds__(kThreads)
-    reduce_partitions_kernel(PagedAttentionParams p, const float* part_ml, const float* part_acc) {
+    reduce_partitions_kernel(PagedAttentionParams p, const float* part_ml, const float* part_acc,
+                             int flash_run) {
   const int64_t t = blockIdx.x;
+  if (flash_run > 0) {
+    const int s = find_seq(p.query_start, p.num_seqs, t);
+    if (flash::flash_owns(p.query_start[s + 1] - p.query_start[s], flash_run)) return;
+  }
   const int64_t qh = blockIdx.y;
   const int64_t num_keys = num_keys_of(p, t);
   const int used = static_cast<int>((num_keys + p.partition_keys - 1) / p.partition_keys);
@@ -274,27 +281,35 @@ cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
   const int64_t chunks = (group + kHeadsPerCta - 1) / kHeadsPerCta;
   const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_partitions),
                   static_cast<unsigned>(p.num_kv_heads * chunks));
+  const bool flash = flash_prefill_supported(p);
+  const int flash_run = flash ? flash::kMinRun : 0;
   float* part_ml = static_cast<float*>(p.workspace);
   float* part_acc =
       part_ml ? part_ml + 2 * p.num_tokens * p.num_q_heads * p.num_partitions : nullptr;
   switch (p.kv_type) {
     case ElemType::kF32:
-      paged_attention_kernel<float><<<grid, kThreads, 0, stream>>>(p, part_ml, part_acc);
+      paged_attention_kernel<float><<<grid, kThreads, 0, stream>>>(p, part_ml, part_acc, flash_run);
       break;
     case ElemType::kF16:
-      paged_attention_kernel<__half><<<grid, kThreads, 0, stream>>>(p, part_ml, part_acc);
+      paged_attention_kernel<__half>
+          <<<grid, kThreads, 0, stream>>>(p, part_ml, part_acc, flash_run);
       break;
     case ElemType::kBF16:
-      paged_attention_kernel<__nv_bfloat16><<<grid, kThreads, 0, stream>>>(p, part_ml, part_acc);
+      paged_attention_kernel<__nv_bfloat16>
+          <<<grid, kThreads, 0, stream>>>(p, part_ml, part_acc, flash_run);
       break;
     default:
       return cudaErrorInvalidValue;
   }
   cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess || p.num_partitions <= 1) return err;
-  const dim3 rgrid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_q_heads));
-  reduce_partitions_kernel<<<rgrid, kThreads, 0, stream>>>(p, part_ml, part_acc);
-  return cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  if (p.num_partitions > 1) {
+    const dim3 rgrid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_q_heads));
+    reduce_partitions_kernel<<<rgrid, kThreads, 0, stream>>>(p, part_ml, part_acc, flash_run);
+    err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  return flash ? flash_prefill(p, stream) : cudaSuccess;
 }
 
 cudaError_t kv_append(const KvAppendParams& p, cudaStream_t stream) {

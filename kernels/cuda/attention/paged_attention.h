@@ -43,18 +43,29 @@ struct PagedAttentionParams {
   int num_partitions = 1;  // >= ceil(max seq_len / partition_keys)
   int partition_keys = 0;  // 0: one partition holds every key
   void* workspace = nullptr;
+  // Sequences with >= flash::kMinRun (16) queries take the flash-style prefill kernel when the
+  // cache allows it (flash_prefill_supported); false keeps every row on the split-K kernel.
+  bool allow_flash = true;
 };
 
 // Bytes of workspace paged_attention needs for this split (0 when num_partitions == 1).
-int64_t paged_attention_workspace_bytes(int64_t num_tokens, int64_t num_q_heads,
-                                        int64_t v_head_dim, int num_partitions);
+int64_t paged_attention_workspace_bytes(int64_t num_tokens, int64_t num_q_heads, int64_t v_head_dim,
+                                        int num_partitions);
 
 // Picks partition_keys / num_partitions for max_seq_len keys so the grid fills `num_sms`
 // multiprocessors without the workspace exceeding max_workspace_bytes.
 void choose_paged_attention_split(PagedAttentionParams& p, int64_t max_seq_len, int num_sms,
                                   int64_t max_workspace_bytes);
 
+// Runs both kernels over disjoint rows: the flash prefill kernel (flash_prefill.cu) takes the
+// sequences with long query runs when flash_prefill_supported(p), the split-K kernel the rest.
 cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream);
+
+// Flash-style prefill: f16/bf16 cache, head_dim == v_head_dim in {64, 128}, K distinct from V,
+// 16-byte aligned cache rows. flash_prefill alone writes only the rows of sequences with
+// >= 16 queries (kernels/cuda/attention/flash_tile_logic.h).
+bool flash_prefill_supported(const PagedAttentionParams& p);
+cudaError_t flash_prefill(const PagedAttentionParams& p, cudaStream_t stream);
 
 // Writes new K/V rows into their slots (slot = block * block_size + offset; negative: skip).
 //   k f32 [num_tokens, Hkv, D] strides (k_tok, k_head); v f32 [num_tokens, Hkv, Dv] likewise

@@ -29,18 +29,59 @@ cudaError_t lt_gemm_fp8(LtContext* ctx, const uint8_t* x, int64_t ldx, const flo
                         const uint8_t* w, int64_t ldw, const float* w_scale, float* out,
                         int64_t ldo, int64_t M, int64_t N, int64_t K, cudaStream_t stream);
 
-// Block-scaled FP8 GEMM (custom kernel):
-//   x        e4m3 [M, K]   row stride ldx bytes-as-elements
-//   x_scale  f32 [M, K / 128]          one scale per row per 128-wide K group
-//   w        e4m3 [N, K]   row stride ldw
-//   w_scale  f32 [ceil(N / 128), K / 128]   one scale per 128x128 weight block
+// Block-scaled FP8 GEMM (DeepSeek-V3 scheme; the algorithm's host/device pieces live in
+// gemm/fp8_block_logic.h). Operands (device pointers, strides in elements):
+//   xq       e4m3 [M, Kp]  row stride ldxq; Kp = ceil(K / 128) * 128, zero past K, rows 16 B
+//                          aligned (as quantize_fp8_rows writes them)
+//   x_scale  f32 [M, KB]   row stride ld_xs; KB = ceil(K / 128), one scale per 128-wide group
+//   w        e4m3 [N, K]   row stride ldw (any alignment; 16 B rows take the cp.async path)
+//   w_scale  f32 [ceil(N / 128), KB]  row stride ld_ws, one scale per 128x128 weight block
 //   out      f32 [M, N]    row stride ldo
-// K must be a multiple of 128. Partial sums of each 128-wide K group are promoted to f32 and
-// scaled before accumulation. NOTE: CUDA-core tiled baseline for now (every arch); the
-// tensor-core (wgmma / mma.sync) version is not written yet.
-cudaError_t gemm_fp8_block_scaled(const uint8_t* x, int64_t ldx, const float* x_scale,
-                                  const uint8_t* w, int64_t ldw, const float* w_scale, float* out,
-                                  int64_t ldo, int64_t M, int64_t N, int64_t K,
-                                  cudaStream_t stream);
+// out[m, n] = sum_kb x_scale[m, kb] * w_scale[n / 128, kb] * sum_{k in kb} xq[m, k] * w[n, k]:
+// each group's partial sum is an f32 register tile promoted (scaled) into the accumulator.
+struct Fp8BlockGemm {
+  const uint8_t* xq;
+  int64_t ldxq;
+  // Optional residual codes (layout of xq; M <= 16 only, else ignored): x ~ s (xq + xq_lo).
+  const uint8_t* xq_lo;
+  const float* x_scale;
+  int64_t ld_xs;
+  const uint8_t* w;
+  int64_t ldw;
+  const float* w_scale;
+  int64_t ld_ws;
+  float* out;
+  int64_t ldo;
+  int64_t M, N, K;
+};
+
+// Activation quantisation: for each row m and group kb, s = amax / 448 (1 when the group is all
+// zero), xq[m, k] = e4m3(x[m, k] / s) for k < K and 0 up to Kp; x_scale[m, kb] = s. When
+// xq_lo is not null it receives the residual codes (fp8::act_code_lo), same layout as xq.
+//   x f32 [M, K] row stride ldx; xq and x_scale as in Fp8BlockGemm.
+cudaError_t quantize_fp8_rows(const float* x, int64_t ldx, int64_t M, int64_t K, uint8_t* xq,
+                              uint8_t* xq_lo, int64_t ldxq, float* x_scale, int64_t ld_xs,
+                              cudaStream_t stream);
+
+enum class Fp8GemmPath { kAuto, kTensorCore, kCudaCore };
+
+// Bytes of f32 workspace the split-K path needs for this problem on `num_sms` SMs (0: none).
+int64_t gemm_fp8_block_workspace_bytes(int64_t M, int64_t N, int64_t K, int num_sms);
+
+// Runs the GEMM. kAuto takes the mma.sync e4m3 kernel when the loaded binary has sm_89+ code
+// and the CUDA-core kernel otherwise (sm_80); kTensorCore on an older binary returns
+// cudaErrorNotSupported. `workspace` holds gemm_fp8_block_workspace_bytes (may be null when
+// that is 0; the split-K path is then skipped).
+cudaError_t gemm_fp8_block_scaled(const Fp8BlockGemm& g, Fp8GemmPath path, int num_sms,
+                                  void* workspace, cudaStream_t stream);
+
+// Any weight block shape, f32 activations (no quantisation; CUDA cores, one warp per output):
+// out[m, n] = sum_k x[m, k] * e4m3(w[n, k]) * w_scale[n / block_n, k / block_k]. The backend's
+// path for blocks other than 128x128 (small checkpoints, tests); not a serving kernel.
+//   x f32 [M, K] (ldx), w e4m3 [N, K] (ldw), w_scale f32 [ceil(N/bn), ceil(K/bk)] (ld_ws)
+cudaError_t gemm_fp8_dequant_any_block(const float* x, int64_t ldx, const uint8_t* w, int64_t ldw,
+                                       const float* w_scale, int64_t ld_ws, int64_t block_n,
+                                       int64_t block_k, float* out, int64_t ldo, int64_t M,
+                                       int64_t N, int64_t K, cudaStream_t stream);
 
 }  // namespace tessera::kernels::cuda
