@@ -2,6 +2,11 @@
 #include "src/backend/cuda/staging.h"
 
 #include <algorithm>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
 
 namespace tessera::backend::cuda {
 
@@ -29,6 +34,91 @@ int64_t extent_bytes(const Tensor& t) {
     bytes += (t.dim(d) - 1) * t.stride_bytes(d);
   }
   return bytes;
+}
+
+// Pinned host memory that host inputs are copied through before their upload. NOTE: a
+// cudaMemcpyAsync from pageable memory first waits for the stream (CUDA's documented
+// behaviour), which would put a host synchronisation into every op with a host span (token ids,
+// positions, block tables); from pinned memory the copy is truly asynchronous. A ring per
+// stream: each upload's region is reused only after an event recorded behind its copy has
+// completed (normally long ago, so the wait is free).
+class PinnedRing {
+ public:
+  static constexpr size_t kBytes = 32u << 20;
+
+  ~PinnedRing() {
+    for (const Region& r : inflight_) cudaEventDestroy(r.done);
+    for (cudaEvent_t e : spare_) cudaEventDestroy(e);
+    if (base_ != nullptr) cudaFreeHost(base_);
+  }
+
+  // A pinned region of `bytes`, free to overwrite now (nullptr: too large or no pinned memory;
+  // the caller then uploads from pageable memory). Call uploaded() once its copy is enqueued.
+  char* reserve(size_t bytes) {
+    if (bytes > kBytes) return nullptr;
+    if (base_ == nullptr &&
+        cudaMallocHost(reinterpret_cast<void**>(&base_), kBytes) != cudaSuccess) {
+      (void)cudaGetLastError();
+      base_ = nullptr;
+      return nullptr;
+    }
+    bytes = (bytes + 255) / 256 * 256;
+    if (head_ + bytes > kBytes) head_ = 0;
+    const size_t begin = head_, end = head_ + bytes;
+    for (auto it = inflight_.begin(); it != inflight_.end();) {
+      const bool overlaps = it->begin < end && begin < it->end;
+      if (overlaps) (void)cudaEventSynchronize(it->done);
+      if (overlaps || cudaEventQuery(it->done) == cudaSuccess) {
+        spare_.push_back(it->done);
+        it = inflight_.erase(it);
+      } else {
+        (void)cudaGetLastError();  // cudaErrorNotReady is not an error here
+        ++it;
+      }
+    }
+    head_ = end;
+    reserved_ = {begin, end, nullptr};
+    return base_ + begin;
+  }
+
+  // The region of the last reserve() stays in use until `stream` passes this point.
+  void uploaded(cudaStream_t stream) {
+    cudaEvent_t e = nullptr;
+    if (!spare_.empty()) {
+      e = spare_.back();
+      spare_.pop_back();
+    } else if (cudaEventCreateWithFlags(&e, cudaEventDisableTiming) != cudaSuccess) {
+      (void)cudaGetLastError();
+      (void)cudaStreamSynchronize(stream);  // no event: free the region the slow way
+      return;
+    }
+    (void)cudaEventRecord(e, stream);
+    reserved_.done = e;
+    inflight_.push_back(reserved_);
+  }
+
+ private:
+  struct Region {
+    size_t begin, end;
+    cudaEvent_t done;
+  };
+  char* base_ = nullptr;
+  size_t head_ = 0;
+  Region reserved_{0, 0, nullptr};
+  std::deque<Region> inflight_;
+  std::vector<cudaEvent_t> spare_;
+};
+
+// One ring per stream, for the process's lifetime; ops on a stream come from one thread at a
+// time (the backend's callers serialise), the map itself is locked.
+PinnedRing& ring_for(cudaStream_t stream) {
+  static std::mutex mutex;
+  static std::map<cudaStream_t, std::unique_ptr<PinnedRing>>* rings =
+      new std::map<cudaStream_t, std::unique_ptr<PinnedRing>>();
+  std::lock_guard<std::mutex> lock(mutex);
+  std::unique_ptr<PinnedRing>& r = (*rings)[stream];
+  if (!r) r = std::make_unique<PinnedRing>();
+  return *r;
 }
 
 }  // namespace
@@ -73,15 +163,23 @@ Status Staging::stage() {
     }
     e.span = static_cast<int>(spans_.size()) - 1;
   }
+  PinnedRing* ring = nullptr;
   for (Span& s : spans_) {
-    any_host_ = true;
+    any_host_output_ |= s.output;
+    const size_t bytes = static_cast<size_t>(s.hi - s.lo);
     void* p = nullptr;
-    TESSERA_CUDA_RETURN(cudaMallocAsync(&p, static_cast<size_t>(s.hi - s.lo), stream_), "staging");
+    TESSERA_CUDA_RETURN(cudaMallocAsync(&p, bytes, stream_), "staging");
     owned_.push_back(p);
     s.dev = static_cast<char*>(p);
-    TESSERA_CUDA_RETURN(cudaMemcpyAsync(s.dev, s.lo, static_cast<size_t>(s.hi - s.lo),
+    // Inputs go through pinned memory (no implicit stream wait); an output span's old contents
+    // matter only for the parts the op leaves untouched, so it is staged the same way.
+    if (ring == nullptr) ring = &ring_for(stream_);
+    char* pinned = ring->reserve(bytes);
+    if (pinned != nullptr) std::memcpy(pinned, s.lo, bytes);
+    TESSERA_CUDA_RETURN(cudaMemcpyAsync(s.dev, pinned != nullptr ? pinned : s.lo, bytes,
                                         cudaMemcpyHostToDevice, stream_),
                         "staging upload");
+    if (pinned != nullptr) ring->uploaded(stream_);
   }
   return Status::ok_status();
 }
@@ -127,7 +225,8 @@ Status Staging::finish() {
                                         stream_),
                         "staging download");
   }
-  if (any_host_) TESSERA_CUDA_RETURN(cudaStreamSynchronize(stream_), "synchronize");
+  // Only host outputs need the wait; host inputs were copied out of the caller's memory already.
+  if (any_host_output_) TESSERA_CUDA_RETURN(cudaStreamSynchronize(stream_), "synchronize");
   return Status::ok_status();
 }
 

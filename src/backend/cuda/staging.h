@@ -2,7 +2,8 @@
 // Tensor is copied into a device buffer spanning its strided extent (aliasing views share one
 // buffer), and outputs are copied back. Host spans (ids, positions) always travel this way.
 // Invariant: finish() returns only after every host output is back (it synchronises the stream
-// when anything was staged from the host); device-only ops stay asynchronous.
+// when an output lives on the host); ops whose host operands are all inputs stay asynchronous
+// (inputs are copied through pinned memory, so the caller may reuse them at once).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -66,7 +67,7 @@ class Staging {
   std::vector<Entry> entries_;
   std::vector<Span> spans_;
   std::vector<void*> owned_;
-  bool any_host_ = false;
+  bool any_host_output_ = false;
 };
 
 }  // namespace tessera::backend::cuda
