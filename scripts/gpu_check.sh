@@ -4,8 +4,10 @@
 #       CUDA backend, builds the ops/model test binaries and the CUDA kernel benchmark, and
 #       copies them plus every non-system shared library they need into gpu-dist/ (git-ignored).
 #   scripts/gpu_check.sh             (on the GPU machine, from the repo root; no -dev packages
-#       needed there) runs the cuda column of tests/ops, the model tests, the kernel benchmark,
-#       and prints a summary table last. Whole run bounded to ~8 minutes.
+#       needed there) runs the cuda column of tests/ops, the model tests on the CUDA backend,
+#       every bench/cuda_*_bench, the Llama-8B-shaped decode step (model_decode_bench), and
+#       prints a summary table last. Whole run bounded to ~8 minutes. Results land in
+#       gpu-check-results/ and, when $OUT is set (the device tool), are copied there.
 # Without a GPU the run mode says "no GPU" and exits 2 after checking the binaries load.
 set -uo pipefail
 
@@ -22,10 +24,14 @@ prepare() {
   local start=$(date +%s)
   ninja -C "${BUILD}" -j"${JOBS}" tessera_cuda
   echo "tessera_cuda (archs ${ARCHS}) built in $(( $(date +%s) - start )) s"
-  ninja -C "${BUILD}" -j"${JOBS}" tessera_ops_tests tessera_model_tests cuda_kernels_bench
+  local benches=()
+  for src in "${ROOT}"/bench/cuda_*.cu; do benches+=("bench/$(basename "${src}" .cu)"); done
+  benches+=(bench/model_decode_bench)
+  local targets=(tests/tessera_ops_tests tests/tessera_model_tests "${benches[@]}")
+  ninja -C "${BUILD}" -j"${JOBS}" $(for t in "${targets[@]}"; do basename "${t}"; done)
   rm -rf "${DIST}"
   mkdir -p "${DIST}/bin" "${DIST}/lib"
-  for b in tests/tessera_ops_tests tests/tessera_model_tests bench/cuda_kernels_bench; do
+  for b in "${targets[@]}"; do
     cp "${BUILD}/${b}" "${DIST}/bin/"
     strip --strip-debug "${DIST}/bin/$(basename "${b}")" || true
   done
@@ -78,21 +84,38 @@ run() {
   fi
   local out="${ROOT}/gpu-check-results"
   mkdir -p "${out}"
-  timeout 240 "${DIST}/bin/tessera_ops_tests" --gtest_filter='*__cuda' --gtest_brief=1 \
+  # Time limits add up to about 8 minutes; each step normally takes a fraction of its limit.
+  timeout 150 "${DIST}/bin/tessera_ops_tests" --gtest_filter='*__cuda' --gtest_brief=1 \
     > "${out}/ops_cuda.txt" 2>&1
   local ops_rc=$?
-  timeout 60 "${DIST}/bin/tessera_model_tests" --gtest_brief=1 > "${out}/models.txt" 2>&1
+  timeout 60 "${DIST}/bin/tessera_model_tests" --gtest_filter='*__cuda' --gtest_brief=1 \
+    > "${out}/models_cuda.txt" 2>&1
   local models_rc=$?
-  timeout 150 "${DIST}/bin/cuda_kernels_bench" > "${out}/bench.txt" 2>&1
-  local bench_rc=$?
+  local bench_rcs=()
+  for bin in "${DIST}"/bin/cuda_*_bench; do
+    local name limit=45
+    name="$(basename "${bin}")"
+    [[ "${name}" == cuda_kernels_bench ]] && limit=90
+    timeout "${limit}" "${bin}" > "${out}/${name}.txt" 2>&1
+    bench_rcs+=("${name}=$?")
+  done
+  timeout 120 "${DIST}/bin/model_decode_bench" --backend cuda --layers 32 --context 1024 \
+    --decode 32 > "${out}/model_decode_bench.txt" 2>&1
+  local decode_rc=$?
+  if [[ -n "${OUT:-}" && -d "${OUT}" ]]; then cp -r "${out}" "${OUT}/"; fi
 
   count() { grep -c "$1" "$2" 2>/dev/null || true; }
   echo
-  echo "== failures (ops, cuda column) =="
-  grep -E "^\[  FAILED  \]" "${out}/ops_cuda.txt" | head -40
+  echo "== failures (ops cuda column, model tests on cuda) =="
+  grep -hE "^\[  FAILED  \]" "${out}/ops_cuda.txt" "${out}/models_cuda.txt" | head -40
+  for bin in "${DIST}"/bin/cuda_*_bench; do
+    echo
+    echo "== $(basename "${bin}") =="
+    tail -40 "${out}/$(basename "${bin}").txt"
+  done
   echo
-  echo "== kernel benchmark =="
-  cat "${out}/bench.txt"
+  echo "== model_decode_bench (Llama-3-8B shapes, random bf16 weights, batch 1) =="
+  cat "${out}/model_decode_bench.txt"
   echo
   echo "== summary =="
   printf "%-28s %-6s %s\n" "step" "rc" "detail"
@@ -100,10 +123,14 @@ run() {
     "$(grep -E '^\[  PASSED  \]|tests ran' "${out}/ops_cuda.txt" | tail -2 | tr '\n' ' ')"
   printf "%-28s %-6s %s\n" "" "" "failed: $(count '^\[  FAILED  \] Ops' "${out}/ops_cuda.txt")" \
     " skipped: $(count '^\[  SKIPPED \]' "${out}/ops_cuda.txt")"
-  printf "%-28s %-6s %s\n" "model tests (CPU backend)" "${models_rc}" \
-    "$(grep -E 'PASSED|FAILED  \] [0-9]' "${out}/models.txt" | tail -1)"
-  printf "%-28s %-6s %s\n" "cuda_kernels_bench" "${bench_rc}" "see table above"
-  [[ ${ops_rc} -eq 0 && ${bench_rc} -eq 0 ]]
+  printf "%-28s %-6s %s\n" "model tests (cuda backend)" "${models_rc}" \
+    "$(grep -E 'PASSED|FAILED  \] [0-9]' "${out}/models_cuda.txt" | tail -1)"
+  for r in "${bench_rcs[@]}"; do
+    printf "%-28s %-6s %s\n" "${r%%=*}" "${r##*=}" "see above"
+  done
+  printf "%-28s %-6s %s\n" "model_decode_bench" "${decode_rc}" \
+    "$(grep -o '"fraction_of_floor":[0-9.e-]*' "${out}/model_decode_bench.txt")"
+  [[ ${ops_rc} -eq 0 && ${models_rc} -eq 0 ]]
 }
 
 case "${1:-}" in
