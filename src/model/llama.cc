@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "src/model/forward_checks.h"
 #include "tessera/core/logging.h"
@@ -196,8 +197,36 @@ Status LlamaModel::load_weights(const WeightSource& w) {
   return {};
 }
 
+// A [rows, cols] block-quantized (GGUF) weight dequantised to f16, row by row.
+static OwnedTensor dequantize_to_f16(const Tensor& w) {
+  const int64_t rows = w.dim(0), cols = w.dim(1);
+  OwnedTensor out(DType::kF16, {rows, cols});
+  std::vector<float> row(static_cast<size_t>(cols));
+  auto* dst = out.data_as<uint16_t>();
+  for (int64_t r = 0; r < rows; ++r) {
+    convert_to_f32(w.dtype(), static_cast<const char*>(w.data()) + r * w.stride_bytes(0),
+                   row.data(), cols);
+    for (int64_t c = 0; c < cols; ++c) dst[r * cols + c] = kernels::f32_to_f16(row[c]);
+  }
+  return out;
+}
+
 Result<Tensor> LlamaModel::resident(const Tensor& host) {
   if (host.empty()) return host;
+  // NOTE: a backend with no kernel for a GGUF block type (CUDA has none yet) gets the weight
+  // dequantised to f16 once here, so GGUF models run there at f16 size (docs/cuda.md).
+  if (dtype_info(host.dtype()).is_quantized && host.ndim() == 2 &&
+      !backend_->supports(backend::Op::kMatmul, host.dtype(), DType::kF32)) {
+    OwnedTensor plain = dequantize_to_f16(host);
+    TESSERA_ASSIGN_OR_RETURN(backend::BackendTensor t, backend_->upload(plain.view()));
+    Tensor view = t.view;
+    if (t.storage != nullptr) {
+      resident_.push_back(std::move(t));
+    } else {
+      converted_.push_back(std::move(plain));
+    }
+    return view;
+  }
   TESSERA_ASSIGN_OR_RETURN(backend::BackendTensor t, backend_->upload(host));
   Tensor view = t.view;
   if (t.storage != nullptr) resident_.push_back(std::move(t));

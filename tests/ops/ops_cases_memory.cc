@@ -18,8 +18,6 @@ namespace {
 using backend::Backend;
 using backend::Op;
 
-bool is_plain(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
-
 struct CopyShape {
   std::vector<int64_t> shape;
   bool src_strided, dst_strided;
