@@ -3,24 +3,10 @@
 // Invariant: out_ids is written only after every row's parameters passed check_sample.
 #include "kernels/ref/sampling.h"
 #include "src/backend/host_backend.h"
+#include "src/backend/sample_spec.h"
 #include "tessera/backend/op_checks.h"
 
 namespace tessera::backend {
-
-namespace {
-
-kernels::sampling::SampleRowSpec to_row_spec(const SampleParams& p) {
-  kernels::sampling::SampleRowSpec s;
-  s.temperature = p.temperature;
-  s.top_k = p.top_k;
-  s.top_p = p.top_p;
-  s.min_p = p.min_p;
-  s.seed = p.seed;
-  s.step = p.step;
-  return s;
-}
-
-}  // namespace
 
 Status HostBackend::sample(const Tensor& logits, std::span<const SampleParams> params,
                            Tensor out_ids) {
@@ -30,7 +16,7 @@ Status HostBackend::sample(const Tensor& logits, std::span<const SampleParams> p
   int32_t* out = out_ids.data_as<int32_t>();
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = reinterpret_cast<const float*>(base + r * logits.stride_bytes(0));
-    out[r] = kernels::ref::sample_row(row, vocab, to_row_spec(params[r]));
+    out[r] = kernels::ref::sample_row(row, vocab, sample_row_spec(params[r]));
   }
   return {};
 }

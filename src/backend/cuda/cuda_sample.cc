@@ -8,23 +8,13 @@
 #include "kernels/cuda/sampling/sampling.h"
 #include "src/backend/cuda/cuda_ops.h"
 #include "src/backend/cuda/staging.h"
+#include "src/backend/sample_spec.h"
 #include "tessera/backend/op_checks.h"
 
 namespace tessera::backend::cuda {
 namespace {
 
 namespace ks = kernels::sampling;
-
-ks::SampleRowSpec to_row_spec(const SampleParams& p) {
-  ks::SampleRowSpec s;
-  s.temperature = p.temperature;
-  s.top_k = p.top_k;
-  s.top_p = p.top_p;
-  s.min_p = p.min_p;
-  s.seed = p.seed;
-  s.step = p.step;
-  return s;
-}
 
 }  // namespace
 
@@ -36,7 +26,7 @@ Status cuda_sample(const CudaContext& ctx, const Tensor& logits,
   constexpr size_t kWords = sizeof(ks::SampleRowSpec) / sizeof(int32_t);
   std::vector<int32_t> packed(params.size() * kWords);
   for (size_t r = 0; r < params.size(); ++r) {
-    const ks::SampleRowSpec spec = to_row_spec(params[r]);
+    const ks::SampleRowSpec spec = sample_row_spec(params[r]);
     std::memcpy(packed.data() + r * kWords, &spec, sizeof spec);
   }
   Staging st(ctx.stream);
