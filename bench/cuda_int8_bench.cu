@@ -16,20 +16,13 @@
 #include <functional>
 #include <vector>
 
+#include "bench/cuda_bench_util.cuh"
 #include "kernels/cuda/gemm/gemm_int8.h"
 
 namespace kc = tessera::kernels::cuda;
 
 namespace {
 
-#define CHECK_CUDA(expr)                                                                         \
-  do {                                                                                           \
-    const cudaError_t e_ = (expr);                                                               \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
 #define CHECK_LT(expr)                                                                \
   do {                                                                                \
     const cublasStatus_t s_ = (expr);                                                 \
@@ -62,37 +55,11 @@ __global__ void fill_f32(float* p, int64_t n, uint32_t seed) {
   }
 }
 
-__global__ void copy_kernel(const float4* in, float4* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    out[i] = in[i];
-  }
-}
-
 template <class T>
 T* dalloc(int64_t count) {
   void* p = nullptr;
-  CHECK_CUDA(cudaMalloc(&p, std::max<int64_t>(count, 1) * sizeof(T)));
+  TB_CHECK_CUDA(cudaMalloc(&p, std::max<int64_t>(count, 1) * sizeof(T)));
   return static_cast<T*>(p);
-}
-
-double time_ms(const std::function<void()>& fn, int iters = 20) {
-  fn();
-  CHECK_CUDA(cudaGetLastError());
-  CHECK_CUDA(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  CHECK_CUDA(cudaEventRecord(a));
-  for (int i = 0; i < iters; ++i) fn();
-  CHECK_CUDA(cudaEventRecord(b));
-  CHECK_CUDA(cudaEventSynchronize(b));
-  CHECK_CUDA(cudaGetLastError());
-  float ms = 0;
-  CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms / iters;
 }
 
 // cuBLASLt INT8: c32 [M, N] row-major (int32) = q [M, K] (ldq) @ w [N, K]^T; in cuBLASLt's
@@ -103,7 +70,7 @@ struct LtInt8 {
   size_t workspace_bytes = 64 << 20;
   LtInt8() {
     CHECK_LT(cublasLtCreate(&handle));
-    CHECK_CUDA(cudaMalloc(&workspace, workspace_bytes));
+    TB_CHECK_CUDA(cudaMalloc(&workspace, workspace_bytes));
   }
   ~LtInt8() {
     cudaFree(workspace);
@@ -156,32 +123,14 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::printf("no GPU: %s\n", cudaGetErrorString(cudaGetLastError()));
-    return 2;
-  }
   cudaDeviceProp prop{};
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor,
-              prop.multiProcessorCount);
-  if (argc > 1 && std::strcmp(argv[1], "--probe") == 0) return 0;
+  if (const int rc = tessera::bench::open_device(argc, argv, &prop); rc >= 0) return rc;
   cudaStream_t stream = nullptr;  // the legacy default stream, as time_ms records on it
   std::vector<Row> rows;
   LtInt8 lt;
 
   // Floors: HBM bandwidth (a 2 x 1 GiB copy) and INT8 tensor peak (cuBLASLt at 8192^3).
-  const int64_t copy_bytes = 1ll << 30;
-  float* ca = dalloc<float>(copy_bytes / 4);
-  float* cb = dalloc<float>(copy_bytes / 4);
-  fill_f32<<<1024, 256>>>(ca, copy_bytes / 4, 1);
-  const double copy_ms = time_ms([&] {
-    copy_kernel<<<prop.multiProcessorCount * 8, 512>>>(
-        reinterpret_cast<const float4*>(ca), reinterpret_cast<float4*>(cb), copy_bytes / 16);
-  });
-  const double hbm_gbs = 2.0 * copy_bytes / copy_ms / 1e6;
-  cudaFree(ca);
-  cudaFree(cb);
+  const double hbm_gbs = tessera::bench::measure_hbm_gbs(prop.multiProcessorCount);
   const int64_t P = 8192;
   int8_t* pa = dalloc<int8_t>(P * P);
   int8_t* pb = dalloc<int8_t>(P * P);
@@ -190,7 +139,7 @@ int main(int argc, char** argv) {
   fill_i8<<<1024, 256>>>(pb, P * P, 3);
   double peak_tops = 0.0;
   if (lt.run(pa, P, pb, pc, P, P, P, stream)) {
-    const double ms = time_ms([&] { lt.run(pa, P, pb, pc, P, P, P, stream); }, 10);
+    const double ms = tessera::bench::time_ms([&] { lt.run(pa, P, pb, pc, P, P, P, stream); }, 10);
     peak_tops = 2.0 * P * P * P / ms / 1e9;
   }
   cudaFree(pa);
@@ -217,7 +166,7 @@ int main(int argc, char** argv) {
       int32_t* partial = dalloc<int32_t>(M * N);
       const int splits = kc::int8::w8a8_splits(M, N, K, prop.multiProcessorCount);
       fill_f32<<<1024, 256>>>(x, M * K, 9);
-      CHECK_CUDA(cudaGetLastError());
+      TB_CHECK_CUDA(cudaGetLastError());
       const double ops = 2.0 * M * N * K;
       const double bytes = double(N) * K + 4.0 * M * K + 4.0 * M * N;
       const double floor_ms =
@@ -235,22 +184,22 @@ int main(int argc, char** argv) {
       };
       // Ours: quantise + GEMM (the op), and the GEMM alone.
       auto w8a8 = [&] {
-        CHECK_CUDA(kc::quantize_rows_int8(x, K, M, K, q, ldq, x_scale, stream));
-        CHECK_CUDA(kc::gemm_w8a8(q, ldq, x_scale, w, K, w_scale, out, N, M, N, K,
-                                 prop.multiProcessorCount, partial, stream));
+        TB_CHECK_CUDA(kc::quantize_rows_int8(x, K, M, K, q, ldq, x_scale, stream));
+        TB_CHECK_CUDA(kc::gemm_w8a8(q, ldq, x_scale, w, K, w_scale, out, N, M, N, K,
+                                    prop.multiProcessorCount, partial, stream));
       };
-      const double ours_ms = time_ms(w8a8);
+      const double ours_ms = tessera::bench::time_ms(w8a8);
       // Bitwise check against cuBLASLt's int32 dots, scaled the contract's way.
       const char* check = "no cuBLASLt algo";
       const bool have_lt = lt.run(q, ldq, w, c32, M, N, K, stream);
       if (have_lt) {
-        CHECK_CUDA(cudaDeviceSynchronize());
+        TB_CHECK_CUDA(cudaDeviceSynchronize());
         std::vector<float> got(M * N), xs(M), ws(N);
         std::vector<int32_t> dots(M * N);
-        CHECK_CUDA(cudaMemcpy(got.data(), out, M * N * 4, cudaMemcpyDeviceToHost));
-        CHECK_CUDA(cudaMemcpy(dots.data(), c32, M * N * 4, cudaMemcpyDeviceToHost));
-        CHECK_CUDA(cudaMemcpy(xs.data(), x_scale, M * 4, cudaMemcpyDeviceToHost));
-        CHECK_CUDA(cudaMemcpy(ws.data(), w_scale, N * 4, cudaMemcpyDeviceToHost));
+        TB_CHECK_CUDA(cudaMemcpy(got.data(), out, M * N * 4, cudaMemcpyDeviceToHost));
+        TB_CHECK_CUDA(cudaMemcpy(dots.data(), c32, M * N * 4, cudaMemcpyDeviceToHost));
+        TB_CHECK_CUDA(cudaMemcpy(xs.data(), x_scale, M * 4, cudaMemcpyDeviceToHost));
+        TB_CHECK_CUDA(cudaMemcpy(ws.data(), w_scale, N * 4, cudaMemcpyDeviceToHost));
         int64_t bad = 0;
         for (int64_t m = 0; m < M; ++m) {
           for (int64_t n = 0; n < N; ++n) {
@@ -264,17 +213,17 @@ int main(int argc, char** argv) {
       char label[48];
       std::snprintf(label, sizeof(label), "ours w8a8 split%d (q+gemm)", splits);
       add(label, ours_ms, check);
-      add("ours w8a8 gemm only", time_ms([&] {
-            CHECK_CUDA(kc::gemm_w8a8(q, ldq, x_scale, w, K, w_scale, out, N, M, N, K,
-                                     prop.multiProcessorCount, partial, stream));
+      add("ours w8a8 gemm only", tessera::bench::time_ms([&] {
+            TB_CHECK_CUDA(kc::gemm_w8a8(q, ldq, x_scale, w, K, w_scale, out, N, M, N, K,
+                                        prop.multiProcessorCount, partial, stream));
           }),
           "-");
       if (have_lt) {
-        add("cuBLASLt int8 (i32 out)", time_ms([&] { lt.run(q, ldq, w, c32, M, N, K, stream); }),
-            "-");
+        add("cuBLASLt int8 (i32 out)",
+            tessera::bench::time_ms([&] { lt.run(q, ldq, w, c32, M, N, K, stream); }), "-");
       }
-      add("ours weight-only", time_ms([&] {
-            CHECK_CUDA(kc::gemm_int8_weight_only(x, K, w, K, w_scale, out, N, M, N, K, stream));
+      add("ours weight-only", tessera::bench::time_ms([&] {
+            TB_CHECK_CUDA(kc::gemm_int8_weight_only(x, K, w, K, w_scale, out, N, M, N, K, stream));
           }),
           "-");
       cudaFree(x);

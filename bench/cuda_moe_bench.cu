@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda_bench_util.cuh"
 #include "kernels/cuda/gemm/gemm.h"
 #include "kernels/cuda/moe/moe.h"
 
@@ -21,15 +22,6 @@ namespace kc = tessera::kernels::cuda;
 using tessera::kernels::ElemType;
 
 namespace {
-
-#define CHECK_CUDA(expr)                                                                         \
-  do {                                                                                           \
-    const cudaError_t e_ = (expr);                                                               \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
 
 // Random bytes shaped as values: bf16 in +-[0.25, 1), e4m3 bytes in +-[0.25, 1), or f32.
 enum class Fill { kBF16, kFP8, kF32 };
@@ -51,39 +43,15 @@ __global__ void fill_kernel(void* p, int64_t n, uint32_t seed, Fill kind) {
   }
 }
 
-__global__ void copy_kernel(const float4* in, float4* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    out[i] = in[i];
-  }
-}
-
 void* dalloc(int64_t bytes) {
   void* p = nullptr;
-  CHECK_CUDA(cudaMalloc(&p, std::max<int64_t>(bytes, 256)));
+  TB_CHECK_CUDA(cudaMalloc(&p, std::max<int64_t>(bytes, 256)));
   return p;
 }
 
 void fill(void* p, int64_t n, uint32_t seed, Fill kind) {
   fill_kernel<<<1024, 256>>>(p, n, seed, kind);
-  CHECK_CUDA(cudaGetLastError());
-}
-
-double time_ms(const std::function<cudaError_t()>& fn, int iters = 20) {
-  CHECK_CUDA(fn());
-  CHECK_CUDA(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  CHECK_CUDA(cudaEventRecord(a));
-  for (int i = 0; i < iters; ++i) CHECK_CUDA(fn());
-  CHECK_CUDA(cudaEventRecord(b));
-  CHECK_CUDA(cudaEventSynchronize(b));
-  float ms = 0;
-  CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms / iters;
+  TB_CHECK_CUDA(cudaGetLastError());
 }
 
 struct Floors {
@@ -103,13 +71,13 @@ void print_row(const std::string& name, double ms, double bytes, double flops, c
 double cross_check(kc::GroupedGemmArgs a, float* other) {
   const int64_t count = a.num_tokens * a.top_k * a.n;
   std::vector<float> got(count), want(count);
-  CHECK_CUDA(cudaDeviceSynchronize());
-  CHECK_CUDA(cudaMemcpy(got.data(), a.out, count * 4, cudaMemcpyDeviceToHost));
+  TB_CHECK_CUDA(cudaDeviceSynchronize());
+  TB_CHECK_CUDA(cudaMemcpy(got.data(), a.out, count * 4, cudaMemcpyDeviceToHost));
   a.out = other;
   a.force_simt = true;
-  CHECK_CUDA(kc::moe_grouped_gemm(a, nullptr));
-  CHECK_CUDA(cudaDeviceSynchronize());
-  CHECK_CUDA(cudaMemcpy(want.data(), other, count * 4, cudaMemcpyDeviceToHost));
+  TB_CHECK_CUDA(kc::moe_grouped_gemm(a, nullptr));
+  TB_CHECK_CUDA(cudaDeviceSynchronize());
+  TB_CHECK_CUDA(cudaMemcpy(want.data(), other, count * 4, cudaMemcpyDeviceToHost));
   double err = 0, ref = 0;
   for (int64_t i = 0; i < count; ++i) {
     err += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
@@ -144,7 +112,7 @@ void bench_model(const Model& m, const Floors& f) {
     std::vector<float> s(max_scales);
     std::mt19937 rng(3);
     for (float& v : s) v = std::uniform_real_distribution<float>(0.5f, 2.0f)(rng) / 256.0f;
-    CHECK_CUDA(cudaMemcpy(scales, s.data(), s.size() * 4, cudaMemcpyHostToDevice));
+    TB_CHECK_CUDA(cudaMemcpy(scales, s.data(), s.size() * 4, cudaMemcpyHostToDevice));
   }
   const int64_t max_t = 256;
   float* bias = static_cast<float*>(dalloc(E * 4));
@@ -172,7 +140,7 @@ void bench_model(const Model& m, const Floors& f) {
 
   for (int64_t T : {1, 16, 256}) {
     std::printf("-- %s T=%lld\n", m.name, static_cast<long long>(T));
-    const double route_ms = time_ms([&] {
+    const double route_ms = tessera::bench::time_ms([&] {
       return kc::moe_route(logits, E, m.sigmoid ? bias : nullptr, rp, ids, m.top_k, weights,
                            m.top_k, T, nullptr);
     });
@@ -190,7 +158,7 @@ void bench_model(const Model& m, const Floors& f) {
       std::copy(mine.begin(), mine.end(), h_ids.begin() + t * m.top_k);
       active.insert(mine.begin(), mine.end());
     }
-    CHECK_CUDA(cudaMemcpy(ids, h_ids.data(), h_ids.size() * 4, cudaMemcpyHostToDevice));
+    TB_CHECK_CUDA(cudaMemcpy(ids, h_ids.data(), h_ids.size() * 4, cudaMemcpyHostToDevice));
     const double pairs = double(T) * m.top_k;
 
     for (const Gemm& g : gemms) {
@@ -217,7 +185,8 @@ void bench_model(const Model& m, const Floors& f) {
         a.n = g.n;
         a.k = g.k;
         a.workspace = workspace;
-        const double ms = time_ms([&] { return kc::moe_grouped_gemm(a, nullptr); }, 10);
+        const double ms =
+            tessera::bench::time_ms([&] { return kc::moe_grouped_gemm(a, nullptr); }, 10);
         const double nmse = cross_check(a, out_check);
         const double w_bytes = double(active.size()) * g.n * g.k * (fp8 ? 1 : 2);
         const double bytes = w_bytes + double(T) * g.k * 4 + pairs * g.n * 4;
@@ -229,7 +198,7 @@ void bench_model(const Model& m, const Floors& f) {
       }
     }
 
-    const double combine_ms = time_ms([&] {
+    const double combine_ms = tessera::bench::time_ms([&] {
       return kc::moe_combine(out, m.top_k * H, H, weights, m.top_k, combined, H, T, m.top_k, H,
                              nullptr);
     });
@@ -247,42 +216,20 @@ void bench_model(const Model& m, const Floors& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::printf("no GPU: %s\n", cudaGetErrorString(cudaGetLastError()));
-    return 2;
-  }
   cudaDeviceProp prop{};
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s (sm_%d%d, %d SMs, %.0f GiB)\n", prop.name, prop.major, prop.minor,
-              prop.multiProcessorCount, prop.totalGlobalMem / double(1ull << 30));
-  if (argc > 1 && std::strcmp(argv[1], "--probe") == 0) return 0;
-
+  if (const int rc = tessera::bench::open_device(argc, argv, &prop); rc >= 0) return rc;
   Floors f{};
-  {  // HBM floor: a 2 x 1 GiB copy.
-    const int64_t bytes = 1ll << 30;
-    void* a = dalloc(bytes);
-    void* b = dalloc(bytes);
-    fill(a, bytes / 4, 1, Fill::kF32);
-    const double ms = time_ms([&] {
-      copy_kernel<<<prop.multiProcessorCount * 8, 512>>>(static_cast<float4*>(a),
-                                                         static_cast<float4*>(b), bytes / 16);
-      return cudaGetLastError();
-    });
-    f.hbm_gbs = 2.0 * bytes / ms / 1e6;
-    cudaFree(a);
-    cudaFree(b);
-  }
+  f.hbm_gbs = tessera::bench::measure_hbm_gbs(prop.multiProcessorCount);
   {  // Tensor peak: cuBLASLt bf16 8192^3.
     kc::LtContext* lt = nullptr;
-    CHECK_CUDA(kc::lt_create(&lt, 64ll << 20));
+    TB_CHECK_CUDA(kc::lt_create(&lt, 64ll << 20));
     const int64_t G = 8192;
     void* a = dalloc(G * G * 2);
     void* b = dalloc(G * G * 2);
     float* c = static_cast<float*>(dalloc(G * G * 4));
     fill(a, G * G, 2, Fill::kBF16);
     fill(b, G * G, 3, Fill::kBF16);
-    const double ms = time_ms(
+    const double ms = tessera::bench::time_ms(
         [&] { return kc::lt_gemm(lt, ElemType::kBF16, a, G, b, G, c, G, G, G, G, nullptr); }, 5);
     f.peak_tflops = 2.0 * G * G * G / ms / 1e9;
     cudaFree(a);
