@@ -20,41 +20,14 @@
 #include "tessera/model/model_loader.h"
 #include "tessera/model/safetensors.h"
 #include "tessera/sampling/sampler.h"
+#include "tests/models/golden_fixture.h"
 
 namespace tessera::model {
 namespace {
 
-struct Golden {
-  std::vector<int32_t> tokens, prompt, greedy;
-  int64_t vocab = 0;
-  std::vector<float> logits;  // [tokens, vocab]
-};
-
-Golden read_golden(const std::string& dir) {
-  Golden g;
-  std::ifstream in(dir + "/golden.json");
-  EXPECT_TRUE(in) << dir;
-  nlohmann::json j = nlohmann::json::parse(in);
-  g.tokens = j["tokens"].get<std::vector<int32_t>>();
-  g.prompt = j["prompt"].get<std::vector<int32_t>>();
-  g.greedy = j["greedy"].get<std::vector<int32_t>>();
-  g.vocab = j["vocab_size"].get<int64_t>();
-  g.logits.resize(g.tokens.size() * g.vocab);
-  std::ifstream bin(dir + "/" + j["logits_file"].get<std::string>(), std::ios::binary);
-  bin.read(reinterpret_cast<char*>(g.logits.data()), g.logits.size() * sizeof(float));
-  EXPECT_TRUE(bin) << "short logits file in " << dir;
-  return g;
-}
-
-// max |a - b| / max |b| over n values.
-double relative_error(const float* a, const float* b, size_t n) {
-  double max_diff = 0.0, max_ref = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    max_diff = std::max(max_diff, std::abs(static_cast<double>(a[i]) - b[i]));
-    max_ref = std::max(max_ref, std::abs(static_cast<double>(b[i])));
-  }
-  return max_diff / max_ref;
-}
+using testing::Golden;
+using testing::read_golden;
+using testing::relative_error;
 
 using Param = std::tuple<std::string, std::string>;  // (fixture, backend)
 
@@ -64,7 +37,7 @@ class DeepseekTinyTest : public ::testing::TestWithParam<Param> {
     dir_ = std::string(TESSERA_FIXTURES_DIR) + "/" + std::get<0>(GetParam());
     golden_ = read_golden(dir_);
     backend_ = std::get<1>(GetParam()) == "cpu" ? backend::make_cpu_backend()
-                                                 : backend::make_reference_backend();
+                                                : backend::make_reference_backend();
   }
   std::unique_ptr<DeepseekModel> load(DeepseekOptions options = {}) {
     options.max_context = 128;
@@ -171,8 +144,7 @@ TEST_P(DeepseekTinyTest, PackedForwardBatchMatchesSingleSequence) {
   auto m = load();
   ASSERT_NE(m, nullptr);
   const int32_t block_size = 4, num_blocks = 64, per_seq = 16;
-  Result<PagedKvCache> cache =
-      PagedKvCache::create(m->backend(), config_, num_blocks, block_size);
+  Result<PagedKvCache> cache = PagedKvCache::create(m->backend(), config_, num_blocks, block_size);
   ASSERT_TRUE(cache.ok()) << cache.status().message();
   if (m->is_mla()) {
     EXPECT_TRUE(cache->is_latent());
@@ -256,13 +228,11 @@ TEST_P(DeepseekTinyTest, RejectsBadArguments) {
   EXPECT_FALSE(m->forward_batch(b, *cache, row.view()).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, DeepseekTinyTest,
-                         ::testing::Combine(::testing::Values("deepseek_v3_tiny",
-                                                             "deepseek_v2_tiny", "mixtral_tiny"),
-                                            ::testing::Values("reference", "cpu")),
-                         [](const auto& info) {
-                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Variants, DeepseekTinyTest,
+    ::testing::Combine(::testing::Values("deepseek_v3_tiny", "deepseek_v2_tiny", "mixtral_tiny"),
+                       ::testing::Values("reference", "cpu")),
+    [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 
 // The V3 model with FP8 e4m3 projections + weight_scale_inv (second shard) against its own
 // dequantised transformers reference: logits within 1e-3 relative, same greedy tokens.
@@ -291,8 +261,8 @@ TEST(DeepseekFp8Test, BlockScaledCheckpointMatchesDequantisedReference) {
       int32_t next = sampling::argmax(last);
       out.push_back(next);
       ASSERT_TRUE(m->model
-                      ->forward(std::span<const int32_t>(&next, 1),
-                                m->model->num_cached_tokens(), false, row.view())
+                      ->forward(std::span<const int32_t>(&next, 1), m->model->num_cached_tokens(),
+                                false, row.view())
                       .ok());
     }
     EXPECT_EQ(out, golden.greedy);

@@ -32,6 +32,7 @@
 #include "tessera/sampling/sampler.h"
 #include "tessera/sched/scheduler.h"
 #include "tessera/text/tokenizer.h"
+#include "tests/models/golden_fixture.h"
 
 namespace tessera::model {
 namespace {
@@ -164,37 +165,9 @@ TEST(EmulatedDeviceDeathTest, HostReadOfDeviceMemoryDies) {
 
 // ---------------------------------------------------------------- the models on a device
 
-struct Golden {
-  std::vector<int32_t> tokens, prompt, greedy;
-  int64_t vocab = 0;
-  std::vector<float> logits;  // [tokens, vocab]
-};
-
-Golden read_golden(const std::string& dir) {
-  Golden g;
-  std::ifstream in(dir + "/golden.json");
-  EXPECT_TRUE(in) << dir;
-  nlohmann::json j = nlohmann::json::parse(in);
-  g.tokens = j["tokens"].get<std::vector<int32_t>>();
-  g.prompt = j["prompt"].get<std::vector<int32_t>>();
-  g.greedy = j["greedy"].get<std::vector<int32_t>>();
-  g.vocab = j["vocab_size"].get<int64_t>();
-  g.logits.resize(g.tokens.size() * g.vocab);
-  std::ifstream bin(dir + "/" + j["logits_file"].get<std::string>(), std::ios::binary);
-  bin.read(reinterpret_cast<char*>(g.logits.data()), g.logits.size() * sizeof(float));
-  EXPECT_TRUE(bin) << "short logits file in " << dir;
-  return g;
-}
-
-// max |a - b| / max |b| over n values.
-double relative_error(const float* a, const float* b, size_t n) {
-  double max_diff = 0.0, max_ref = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    max_diff = std::max(max_diff, std::abs(static_cast<double>(a[i]) - b[i]));
-    max_ref = std::max(max_ref, std::abs(static_cast<double>(b[i])));
-  }
-  return max_diff / max_ref;
-}
+using testing::Golden;
+using testing::read_golden;
+using testing::relative_error;
 
 int32_t argmax_row(const float* row, int64_t n) {
   return sampling::argmax(std::span<const float>(row, static_cast<size_t>(n)));

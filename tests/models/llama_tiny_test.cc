@@ -17,43 +17,16 @@
 #include "tessera/backend/backend.h"
 #include "tessera/model/model_loader.h"
 #include "tessera/sampling/sampler.h"
+#include "tests/models/golden_fixture.h"
 
 namespace tessera::model {
 namespace {
 
 const std::string kTinyDir = std::string(TESSERA_FIXTURES_DIR) + "/llama_tiny/";
 
-struct Golden {
-  std::vector<int32_t> tokens, prompt, greedy;
-  int64_t vocab = 0;
-  std::vector<float> logits;  // [tokens, vocab]
-};
-
-Golden read_golden(const std::string& dir) {
-  Golden g;
-  std::ifstream in(dir + "/golden.json");
-  EXPECT_TRUE(in) << dir;
-  nlohmann::json j = nlohmann::json::parse(in);
-  g.tokens = j["tokens"].get<std::vector<int32_t>>();
-  g.prompt = j["prompt"].get<std::vector<int32_t>>();
-  g.greedy = j["greedy"].get<std::vector<int32_t>>();
-  g.vocab = j["vocab_size"].get<int64_t>();
-  g.logits.resize(g.tokens.size() * g.vocab);
-  std::ifstream bin(dir + "/" + j["logits_file"].get<std::string>(), std::ios::binary);
-  bin.read(reinterpret_cast<char*>(g.logits.data()), g.logits.size() * sizeof(float));
-  EXPECT_TRUE(bin) << "short logits file in " << dir;
-  return g;
-}
-
-// max |a - b| / max |b| over the first n values.
-double relative_error(const float* a, const float* b, size_t n) {
-  double max_diff = 0.0, max_ref = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    max_diff = std::max(max_diff, std::abs(static_cast<double>(a[i]) - b[i]));
-    max_ref = std::max(max_ref, std::abs(static_cast<double>(b[i])));
-  }
-  return max_diff / max_ref;
-}
+using testing::Golden;
+using testing::read_golden;
+using testing::relative_error;
 
 std::unique_ptr<backend::Backend> make_backend(const std::string& name) {
   return name == "cpu" ? backend::make_cpu_backend() : backend::make_reference_backend();
