@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -272,6 +273,53 @@ int main(int argc, char** argv) {
       for (int64_t M : {1, 64, 4096}) {
         bench(std::string(pr.name) + " M=" + std::to_string(M), M, pr.n, pr.k, false);
       }
+    }
+    // The sm_90a wgmma kernel (opt-in until verified: rows only with TESSERA_FP8_WGMMA=1) vs
+    // mma.sync (forced through Fp8GemmPath) and cuBLASLt per-tensor FP8; NMSE wgmma vs mma.sync.
+    auto bench_wgmma = [&](const std::string& name, int64_t M, int64_t N, int64_t K) {
+      if (N * K > maxN * 7168 || M * K > maxM * maxK || M * N > maxM * maxN) return;
+      CHECK_CUDA(kc::quantize_fp8_rows(x, K, M, K, xq, nullptr, K, xs, K / 128, nullptr));
+      kc::Fp8BlockGemm g{xq, K, nullptr, xs, K / 128, w, K, ws, K / 128, out, N, M, N, K};
+      const cudaError_t first =
+          kc::gemm_fp8_block_scaled(g, kc::Fp8GemmPath::kWgmma, sms, nullptr, nullptr);
+      if (first != cudaSuccess) {
+        std::printf("fp8 wgmma %s: %s\n", name.c_str(), cudaGetErrorString(first));
+        return;
+      }
+      const double flop = 2.0 * M * N * K;
+      const double ms = time_ms(
+          [&] {
+            return kc::gemm_fp8_block_scaled(g, kc::Fp8GemmPath::kWgmma, sms, nullptr, nullptr);
+          },
+          10);
+      double lt_ms = -1;  // cuBLASLt first: out2 ends up holding the mma.sync result
+      if (kc::lt_gemm_fp8(lt, xq, K, ws, w, K, ws, out2, N, M, N, K, nullptr) == cudaSuccess) {
+        lt_ms = time_ms(
+            [&] { return kc::lt_gemm_fp8(lt, xq, K, ws, w, K, ws, out2, N, M, N, K, nullptr); },
+            10);
+      }
+      kc::Fp8BlockGemm g2 = g;
+      g2.out = out2;
+      const double mma_ms = time_ms(
+          [&] {
+            return kc::gemm_fp8_block_scaled(g2, kc::Fp8GemmPath::kTensorCore, sms, nullptr,
+                                             nullptr);
+          },
+          10);
+      CHECK_CUDA(cudaDeviceSynchronize());
+      const double err = nmse_dev(out2, out, M * N);
+      char target[160];
+      std::snprintf(target, sizeof(target),
+                    ">= 1200; mma.sync %.1f, cuBLASLt fp8 %.1f TFLOP/s; vs mma.sync NMSE %.1e",
+                    flop / mma_ms / 1e9, lt_ms > 0 ? flop / lt_ms / 1e9 : 0.0, err);
+      rows.push_back({"fp8 wgmma " + name, ms, flop / ms / 1e9, "TFLOP/s", fp8_peak, target});
+    };
+    const char* wgmma_env = std::getenv("TESSERA_FP8_WGMMA");
+    if (wgmma_env != nullptr && std::strcmp(wgmma_env, "1") == 0) {
+      bench_wgmma("4096x7168x7168", 4096, 7168, 7168);
+      bench_wgmma("8192^3", 8192, 8192, 8192);
+    } else {
+      std::printf("fp8 wgmma rows skipped (opt-in: TESSERA_FP8_WGMMA=1)\n");
     }
     for (void* ptr : {static_cast<void*>(x), static_cast<void*>(xq), static_cast<void*>(xq_lo),
                       static_cast<void*>(xs), static_cast<void*>(w), static_cast<void*>(ws),

@@ -88,6 +88,10 @@ run() {
   timeout 150 "${DIST}/bin/tessera_ops_tests" --gtest_filter='*__cuda' --gtest_brief=1 \
     > "${out}/ops_cuda.txt" 2>&1
   local ops_rc=$?
+  # The opt-in sm_90a wgmma FP8 GEMM (TESSERA_FP8_WGMMA=1) against the same reference cases.
+  TESSERA_FP8_WGMMA=1 timeout 30 "${DIST}/bin/tessera_ops_tests" \
+    --gtest_filter='*matmul_block_scaled*__cuda' --gtest_brief=1 > "${out}/ops_wgmma.txt" 2>&1
+  local wgmma_rc=$?
   timeout 60 "${DIST}/bin/tessera_model_tests" --gtest_filter='*__cuda' --gtest_brief=1 \
     > "${out}/models_cuda.txt" 2>&1
   local models_rc=$?
@@ -123,6 +127,8 @@ run() {
     "$(grep -E '^\[  PASSED  \]|tests ran' "${out}/ops_cuda.txt" | tail -2 | tr '\n' ' ')"
   printf "%-28s %-6s %s\n" "" "" "failed: $(count '^\[  FAILED  \] Ops' "${out}/ops_cuda.txt")" \
     " skipped: $(count '^\[  SKIPPED \]' "${out}/ops_cuda.txt")"
+  printf "%-28s %-6s %s\n" "fp8 wgmma (opt-in) cases" "${wgmma_rc}" \
+    "$(grep -E '^\[  PASSED  \]|FAILED  \] [0-9]' "${out}/ops_wgmma.txt" | tail -1)"
   printf "%-28s %-6s %s\n" "model tests (cuda backend)" "${models_rc}" \
     "$(grep -E 'PASSED|FAILED  \] [0-9]' "${out}/models_cuda.txt" | tail -1)"
   for r in "${bench_rcs[@]}"; do

@@ -65,6 +65,8 @@ void add_dense_cases(std::vector<OpCase>& cases) {
       {3, 50, 100, 16, 48, true, false},      {5, 33, 200, 128, 128, false, true},
       // M > 16 takes the large-tile CUDA kernel; aligned rows take its vector loads.
       {64, 256, 512, 128, 128, false, false, true}, {33, 136, 384, 128, 128, true, false, true},
+      // Two 64-row halves of a 128-row tile and an N tail (the opt-in sm_90a wgmma kernel).
+      {200, 200, 384, 128, 128, false, false, true},
   };
   for (const DenseShape& s : shapes) {
     OpCase c;

@@ -63,13 +63,16 @@ cudaError_t quantize_fp8_rows(const float* x, int64_t ldx, int64_t M, int64_t K,
                               uint8_t* xq_lo, int64_t ldxq, float* x_scale, int64_t ld_xs,
                               cudaStream_t stream);
 
-enum class Fp8GemmPath { kAuto, kTensorCore, kCudaCore };
+// kAuto: the wgmma kernel when TESSERA_FP8_WGMMA=1 is set, the device is sm_90 with sm_90a code
+// loaded and the shape fits (M >= 64, K % 128 == 0, 16-byte aligned xq / w rows), else mma.sync
+// (sm_89+), else CUDA cores. kTensorCore: mma.sync only. kWgmma: the sm_90a wgmma kernel only
+// (cudaErrorNotSupported without it, cudaErrorInvalidValue when the shape does not fit).
+enum class Fp8GemmPath { kAuto, kTensorCore, kCudaCore, kWgmma };
 
 // Bytes of f32 workspace the split-K path needs for this problem on `num_sms` SMs (0: none).
 int64_t gemm_fp8_block_workspace_bytes(int64_t M, int64_t N, int64_t K, int num_sms);
 
-// Runs the GEMM. kAuto takes the mma.sync e4m3 kernel when the loaded binary has sm_89+ code
-// and the CUDA-core kernel otherwise (sm_80); kTensorCore on an older binary returns
+// Runs the GEMM on `path` (above); kTensorCore on a binary without sm_89+ code returns
 // cudaErrorNotSupported. `workspace` holds gemm_fp8_block_workspace_bytes (may be null when
 // that is 0; the split-K path is then skipped).
 cudaError_t gemm_fp8_block_scaled(const Fp8BlockGemm& g, Fp8GemmPath path, int num_sms,

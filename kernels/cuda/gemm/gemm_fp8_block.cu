@@ -1,5 +1,6 @@
 // Block-scaled FP8 e4m3 GEMM (see gemm.h): the activation quantisation kernel, the launcher
-// that picks the tensor-core path (gemm_fp8_mma.cu, sm_89+) or the CUDA-core fallback here
+// that picks the opt-in wgmma path (gemm_fp8_wgmma.cu, sm_90a, TESSERA_FP8_WGMMA=1), the
+// tensor-core path (gemm_fp8_mma.cu, sm_89+) or the CUDA-core fallback here
 // (sm_80: 64x64 output tile per CTA, each 128-wide K group accumulated in f32 registers, then
 // scaled by x_scale[m, g] * w_scale[n / 128, g] and added to the running f32 sum).
 // Invariant: both paths compute the same per-group promotion; K tails read zeros, never past K.
@@ -157,6 +158,11 @@ cudaError_t gemm_fp8_block_scaled(const Fp8BlockGemm& g, Fp8GemmPath path, int n
   if (g.ldxq % 16 != 0 || (reinterpret_cast<uintptr_t>(g.xq) & 15) != 0 ||
       (reinterpret_cast<uintptr_t>(g.xq_lo) & 15) != 0) {
     return cudaErrorInvalidValue;
+  }
+  if (path == Fp8GemmPath::kWgmma) return gemm_fp8_wgmma(g, stream);
+  if (path == Fp8GemmPath::kAuto && gemm_fp8_wgmma_requested() && gemm_fp8_wgmma_fits(g) &&
+      gemm_fp8_wgmma_available()) {
+    return gemm_fp8_wgmma(g, stream);  // opt-in until verified on a GPU (docs/cuda.md)
   }
   const bool mma = gemm_fp8_mma_available();
   if (path == Fp8GemmPath::kTensorCore && !mma) return cudaErrorNotSupported;
