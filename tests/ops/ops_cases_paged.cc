@@ -107,6 +107,11 @@ void add_paged_attention_cases(std::vector<OpCase>& cases) {
       // Split keys (few (token, KV head) tasks over long contexts), MLA and GQA 16.
       {"mla_alias_split_bs16", 16, 1, 576, 512, 16, {{1500, 1}}, true, false},
       {"gqa16_split_bs16", 16, 1, 64, 64, 16, {{1200, 1}, {3, 1}}, false, true},
+      // Decode-heavy MLA batch (the CUDA MLA decode kernel): three decodes over 1,000+ keys
+      // (one ending on a block boundary) and a two-token run (speculative decode); 40 heads
+      // take two 32-head CTAs, the second partial (16 heads: mla_alias_split_bs16).
+      {"mla_decode_batch_bs16", 40, 1, 576, 512, 16, {{1100, 1}, {2047, 1}, {1024, 1}, {700, 2}},
+       true, false},
       // Long query runs at head dim 128: the CUDA flash prefill path (f16 cache), beside a
       // decode row that stays on the split-K kernel.
       {"flash_prefill_d128", 8, 2, 128, 128, 16, {{64, 80}, {0, 70}, {10, 1}}, false, false},

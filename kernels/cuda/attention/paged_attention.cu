@@ -7,6 +7,7 @@
 #include <cfloat>
 
 #include "kernels/cuda/attention/flash_tile_logic.h"
+#include "kernels/cuda/attention/mla_decode_logic.h"
 #include "kernels/cuda/attention/paged_attention.h"
 #include "kernels/cuda/common/device_utils.cuh"
 
@@ -246,11 +247,19 @@ int64_t paged_attention_workspace_bytes(int64_t num_tokens, int64_t num_q_heads,
 void choose_paged_attention_split(PagedAttentionParams& p, int64_t max_seq_len, int num_sms,
                                   int64_t max_workspace_bytes) {
   const int64_t group = p.num_q_heads / p.num_kv_heads;
-  const int64_t ctas = p.num_tokens * p.num_kv_heads * ((group + kHeadsPerCta - 1) / kHeadsPerCta);
-  // Enough CTAs for ~4 per SM, but no partition shorter than 512 keys.
-  int64_t parts = (4LL * num_sms + ctas - 1) / (ctas > 0 ? ctas : 1);
-  const int64_t max_parts = (max_seq_len + 511) / 512;
-  if (parts > max_parts) parts = max_parts;
+  int64_t parts = 1;
+  if (mla_decode_supported(p)) {
+    const int64_t ctas =
+        p.num_tokens * mla::head_blocks(p.num_q_heads, mla::m_tiles(p.num_q_heads));
+    parts = mla::choose_partitions(ctas, num_sms, max_seq_len);
+  } else {
+    const int64_t ctas =
+        p.num_tokens * p.num_kv_heads * ((group + kHeadsPerCta - 1) / kHeadsPerCta);
+    // Enough CTAs for ~4 per SM, but no partition shorter than 512 keys.
+    parts = (4LL * num_sms + ctas - 1) / (ctas > 0 ? ctas : 1);
+    const int64_t max_parts = (max_seq_len + 511) / 512;
+    if (parts > max_parts) parts = max_parts;
+  }
   while (parts > 1 &&
          paged_attention_workspace_bytes(p.num_tokens, p.num_q_heads, p.v_head_dim,
                                          static_cast<int>(parts)) > max_workspace_bytes) {
@@ -277,15 +286,22 @@ cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
       (p.partition_keys <= 0 || p.partition_keys % kKeyTile != 0 || p.workspace == nullptr)) {
     return cudaErrorInvalidValue;
   }
+  float* part_ml = static_cast<float*>(p.workspace);
+  float* part_acc =
+      part_ml ? part_ml + 2 * p.num_tokens * p.num_q_heads * p.num_partitions : nullptr;
+  if (mla_decode_supported(p)) {
+    cudaError_t err = mla_decode(p, part_ml, part_acc, stream);
+    if (err != cudaSuccess || p.num_partitions <= 1) return err;
+    const dim3 rgrid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_q_heads));
+    reduce_partitions_kernel<<<rgrid, kThreads, 0, stream>>>(p, part_ml, part_acc, 0);
+    return cudaGetLastError();
+  }
   const int64_t group = p.num_q_heads / p.num_kv_heads;
   const int64_t chunks = (group + kHeadsPerCta - 1) / kHeadsPerCta;
   const dim3 grid(static_cast<unsigned>(p.num_tokens), static_cast<unsigned>(p.num_partitions),
                   static_cast<unsigned>(p.num_kv_heads * chunks));
   const bool flash = flash_prefill_supported(p);
   const int flash_run = flash ? flash::kMinRun : 0;
-  float* part_ml = static_cast<float*>(p.workspace);
-  float* part_acc =
-      part_ml ? part_ml + 2 * p.num_tokens * p.num_q_heads * p.num_partitions : nullptr;
   switch (p.kv_type) {
     case ElemType::kF32:
       paged_attention_kernel<float><<<grid, kThreads, 0, stream>>>(p, part_ml, part_acc, flash_run);

@@ -46,6 +46,9 @@ struct PagedAttentionParams {
   // Sequences with >= flash::kMinRun (16) queries take the flash-style prefill kernel when the
   // cache allows it (flash_prefill_supported); false keeps every row on the split-K kernel.
   bool allow_flash = true;
+  // MLA layout (V aliases K, Hkv == 1, f16/bf16, D <= 576, Dv <= 512): every row takes the MLA
+  // decode kernel (mla_decode.cu; mla_decode_supported) unless this is false.
+  bool allow_mla = true;
 };
 
 // Bytes of workspace paged_attention needs for this split (0 when num_partitions == 1).
@@ -66,6 +69,14 @@ cudaError_t paged_attention(const PagedAttentionParams& p, cudaStream_t stream);
 // >= 16 queries (kernels/cuda/attention/flash_tile_logic.h).
 bool flash_prefill_supported(const PagedAttentionParams& p);
 cudaError_t flash_prefill(const PagedAttentionParams& p, cudaStream_t stream);
+
+// MLA decode: one CTA per (token, block of <= 32 query heads, key partition) reads each latent
+// row once for all of the block's heads (kernels/cuda/attention/mla_decode_logic.h). mla_decode
+// writes `out` (one partition) or the workspace partials (part_ml, part_acc as in
+// paged_attention's workspace); paged_attention runs it and the reduction when supported.
+bool mla_decode_supported(const PagedAttentionParams& p);
+cudaError_t mla_decode(const PagedAttentionParams& p, float* part_ml, float* part_acc,
+                       cudaStream_t stream);
 
 // Writes new K/V rows into their slots (slot = block * block_size + offset; negative: skip).
 //   k f32 [num_tokens, Hkv, D] strides (k_tok, k_head); v f32 [num_tokens, Hkv, Dv] likewise
