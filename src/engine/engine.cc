@@ -2,7 +2,9 @@
 // submit() and abort() only push onto mutex-protected inboxes and wake the loop; the loop owns
 // the scheduler, block manager, runner and every RequestState, and calls callbacks without
 // holding the inbox lock. Invariant: a request leaves `requests_` exactly when its final output
-// is emitted, and in_flight_ counts accepted requests whose final output is not out yet.
+// is emitted, and in_flight_ counts accepted requests whose final output is not out yet. On a
+// device backend a step whose sampled rows are all plain (request.device_sampling) keeps its
+// logits in backend memory and draws with Backend::sample: only the ids reach the host.
 #include "tessera/engine/engine.h"
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 
 #include "src/engine/request_state.h"
 #include "src/engine/validate_request.h"
+#include "tessera/backend/backend.h"
 #include "tessera/core/check.h"
 #include "tessera/core/logging.h"
 #include "tessera/kv/block_manager.h"
@@ -33,6 +36,27 @@ namespace {
 // unconfigured engine does not take most of a machine's memory; at least one full-length
 // sequence always fits.
 constexpr int64_t kDefaultKvBudgetBytes = int64_t{1} << 30;
+
+// Whether every draw of `r` can be Backend::sample's: the engine changes nothing in its rows
+// before SequenceSampler's draw (no logit_bias, penalties, min_tokens mask or grammar mask) and
+// wants no logprobs (docs/engine.md "Device sampling").
+bool plain_sampling(const GenerateRequest& r) {
+  const sampling::SamplingParams& p = r.sampling;
+  return !p.logprobs && p.logit_bias.empty() && p.repetition_penalty == 1.0f &&
+         p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && r.min_tokens == 0 &&
+         r.grammar == nullptr;
+}
+
+// Backend::sample's parameters for the next draw of `s` (the same stream: seed, step).
+backend::SampleParams sample_params(const sampling::SequenceSampler& s) {
+  const sampling::SamplingParams& p = s.params();
+  return {.temperature = s.greedy() ? 0.0f : p.temperature,  // below 1e-5: greedy, as the host
+          .top_k = p.top_k,
+          .top_p = p.top_p,
+          .min_p = p.min_p,
+          .seed = s.seed(),
+          .step = s.step()};
+}
 
 struct Pending {
   RequestId id = 0;
@@ -134,8 +158,16 @@ class EngineImpl final : public Engine {
   void admit(Pending pending);
   void abort_request(RequestId id, FinishReason reason, const Status& error);
   void step();
-  void start_choices(RequestState& state, int32_t row, const float* logits);
-  void sample_choice(RequestState& state, int32_t choice, std::span<float> row);
+  Status sample_in_backend(const runtime::StepLogits& logits);
+  // n > 1, first token: `logits` is the host row ([vocab]), or null when `drawn` holds each
+  // choice's token ([n], from Backend::sample).
+  void start_choices(RequestState& state, const float* logits, std::span<const int32_t> drawn);
+  // `drawn`: the token Backend::sample drew from this choice's stream; null: SequenceSampler
+  // draws from the host `row`.
+  void sample_choice(RequestState& state, int32_t choice, std::span<float> row,
+                     const int32_t* drawn = nullptr);
+  sampling::TokenChoice next_token(RequestState& state, int32_t choice, std::span<float> row,
+                                   const int32_t* drawn);
   // Grammar-constrained choices: the token mask of the choice's state ([vocab]; empty span when
   // unconstrained), and after a token whether the grammar is complete with nothing more to take.
   std::span<const uint8_t> grammar_mask(RequestState& state, int32_t choice);
@@ -168,7 +200,10 @@ class EngineImpl final : public Engine {
   std::vector<uint8_t> mask_scratch_;                // [vocab]
   std::vector<RequestState*> touched_;
   std::vector<Emission> emissions_;
+  std::vector<backend::SampleParams> sample_params_;  // [rows] of a device-sampled step
+  std::vector<int32_t> sampled_ids_, fork_ids_;       // its drawn ids; n > 1 extra choices'
   int64_t prompt_tokens_ = 0, generation_tokens_ = 0, num_steps_ = 0;
+  int64_t device_sampled_tokens_ = 0;
 
   // Shared with callers, under mu_.
   mutable std::mutex mu_;
@@ -227,6 +262,7 @@ void EngineImpl::admit(Pending p) {
                                      .max_new_tokens = max_new,
                                      .priority = r.priority,
                                      .cache_salt = r.cache_salt});
+  state->device_sampling = model_->backend()->is_device() && plain_sampling(state->request());
   RequestState* raw = state.get();
   requests_.emplace(p.id, std::move(state));
   if (!s.ok()) {
@@ -263,22 +299,33 @@ void EngineImpl::step() {
     wake_cv_.wait_for(lock, std::chrono::milliseconds(1));
     return;
   }
+  // A step samples in backend memory only when every row it samples may (device backends).
+  bool in_backend = model_->backend()->is_device();
   for (const sched::ScheduledSeq& s : out.seqs) {
     const sched::Sequence* seq = scheduler_.find(s.id);
     TESSERA_CHECK(seq != nullptr, "scheduled unknown sequence {}", s.id);
     prompt_tokens_ +=
         std::clamp(seq->num_prompt_tokens - s.num_computed_tokens, 0, s.num_new_tokens);
     Owner& owner = owners_.at(s.id);
+    if (s.sample && !owner.state->device_sampling) in_backend = false;
     if (!owner.state->prompt_scheduled) {
       owner.state->prompt_scheduled = true;
       owner.state->num_cached_prompt_tokens = s.num_computed_tokens;
     }
   }
-  Result<runtime::StepLogits> logits = runner_.execute(out, scheduler_);
+  Result<runtime::StepLogits> logits = runner_.execute(out, scheduler_, in_backend);
   ++num_steps_;
   if (!logits.ok()) {
     TESSERA_LOG_WARN("engine step failed: {}", logits.status().message());
     fail_step(out, logits.status());
+    return;
+  }
+  if (logits->in_backend) {
+    const Status s = sample_in_backend(*logits);
+    if (!s.ok()) {
+      TESSERA_LOG_WARN("engine step failed (device sampling): {}", s.message());
+      fail_step(out, s);
+    }
     return;
   }
   const int64_t vocab = model_->vocab_size();
@@ -291,7 +338,7 @@ void EngineImpl::step() {
     const int32_t choice = it->second.choice;
     float* row = data + static_cast<int64_t>(i) * vocab;
     if (state.request().n > 1 && !state.forked) {
-      start_choices(state, static_cast<int32_t>(i), row);
+      start_choices(state, row, {});
     } else {
       sample_choice(state, choice, std::span<float>(row, vocab));
     }
@@ -303,7 +350,8 @@ void EngineImpl::step() {
 // its KV blocks copy-on-write), then samples every choice from the same logits row. A fork the
 // scheduler refuses (max_num_seqs) starts as a new sequence over the prompt plus its first token
 // instead, which the prefix cache mostly serves.
-void EngineImpl::start_choices(RequestState& state, int32_t, const float* logits) {
+void EngineImpl::start_choices(RequestState& state, const float* logits,
+                               std::span<const int32_t> drawn) {
   const int64_t vocab = model_->vocab_size();
   state.forked = true;
   ChoiceState& first = state.choice(0);
@@ -320,15 +368,18 @@ void EngineImpl::start_choices(RequestState& state, int32_t, const float* logits
     }
   }
   for (int32_t i = state.request().n - 1; i >= 0; --i) {
-    std::copy(logits, logits + vocab, row_scratch_.begin());
+    std::span<float> row;
+    if (logits != nullptr) {
+      std::copy(logits, logits + vocab, row_scratch_.begin());
+      row = std::span<float>(row_scratch_.data(), vocab);
+    }
+    const int32_t* d = drawn.empty() ? nullptr : &drawn[i];
     ChoiceState& c = state.choice(i);
     if (i == 0 || forked[i]) {
-      sample_choice(state, i, std::span<float>(row_scratch_.data(), vocab));
+      sample_choice(state, i, row, d);
       continue;
     }
-    const sampling::TokenChoice t =
-        c.sampler->sample(row_scratch_, state.masked_ids(i), grammar_mask(state, i));
-    ++generation_tokens_;
+    const sampling::TokenChoice t = next_token(state, i, row, d);
     const bool last = state.max_new_tokens() <= 1;
     if (state.on_token(i, t, last, advance_grammar(state, i, t.token))) continue;
     std::vector<int32_t> prompt = state.request().prompt_tokens;
@@ -349,14 +400,71 @@ void EngineImpl::start_choices(RequestState& state, int32_t, const float* logits
   }
 }
 
-void EngineImpl::sample_choice(RequestState& state, int32_t choice, std::span<float> row) {
+// A device-sampled step: one Backend::sample over the step's rows (plus, for a request's first
+// token with n > 1, one per further choice over its row); then the tokens as on the host path.
+// Nothing changes before every draw succeeded.
+Status EngineImpl::sample_in_backend(const runtime::StepLogits& logits) {
+  backend::Backend& be = *model_->backend();
+  const int64_t rows = static_cast<int64_t>(logits.seq_ids.size());
+  if (rows == 0) return {};
+  sample_params_.clear();
+  for (const kv::SeqId seq : logits.seq_ids) {
+    const Owner& o = owners_.at(seq);
+    sample_params_.push_back(sample_params(*o.state->choice(o.choice).sampler));
+  }
+  sampled_ids_.resize(static_cast<size_t>(rows));
+  TESSERA_RETURN_IF_ERROR(
+      be.sample(logits.logits, sample_params_, Tensor(sampled_ids_.data(), DType::kI32, {rows})));
+  fork_ids_.clear();
+  for (int64_t i = 0; i < rows; ++i) {
+    RequestState& state = *owners_.at(logits.seq_ids[i]).state;
+    if (state.request().n == 1 || state.forked) continue;
+    for (int32_t c = 1; c < state.request().n; ++c) {
+      const backend::SampleParams p = sample_params(state.choice(0).sampler->fork(c));
+      int32_t id = 0;
+      TESSERA_RETURN_IF_ERROR(
+          be.sample(logits.logits.slice_rows(i, i + 1), {&p, 1}, Tensor(&id, DType::kI32, {1})));
+      fork_ids_.push_back(id);
+    }
+  }
+  size_t next_fork = 0;
+  std::vector<int32_t> drawn;
+  for (int64_t i = 0; i < rows; ++i) {
+    const Owner o = owners_.at(logits.seq_ids[i]);
+    RequestState& state = *o.state;
+    if (state.request().n > 1 && !state.forked) {
+      drawn.assign(1, sampled_ids_[i]);
+      drawn.insert(drawn.end(), fork_ids_.begin() + next_fork,
+                   fork_ids_.begin() + next_fork + (state.request().n - 1));
+      next_fork += state.request().n - 1;
+      start_choices(state, nullptr, drawn);
+    } else {
+      sample_choice(state, o.choice, {}, &sampled_ids_[i]);
+    }
+    collect(state);
+  }
+  return {};
+}
+
+sampling::TokenChoice EngineImpl::next_token(RequestState& state, int32_t choice,
+                                             std::span<float> row, const int32_t* drawn) {
+  ChoiceState& c = state.choice(choice);
+  ++generation_tokens_;
+  if (drawn != nullptr) {
+    c.sampler->skip_step();  // the draw Backend::sample made from this stream
+    ++device_sampled_tokens_;
+    return {.token = *drawn};
+  }
+  return c.sampler->sample(row, state.masked_ids(choice), grammar_mask(state, choice));
+}
+
+void EngineImpl::sample_choice(RequestState& state, int32_t choice, std::span<float> row,
+                               const int32_t* drawn) {
   ChoiceState& c = state.choice(choice);
   const kv::SeqId seq = c.seq;
   const sched::Sequence* s = scheduler_.find(seq);
   TESSERA_CHECK(s != nullptr, "sampling unknown sequence {}", seq);
-  const sampling::TokenChoice t =
-      c.sampler->sample(row, state.masked_ids(choice), grammar_mask(state, choice));
-  ++generation_tokens_;
+  const sampling::TokenChoice t = next_token(state, choice, row, drawn);
   const bool last = s->num_output_tokens() + 1 >= s->max_new_tokens;
   const std::optional<FinishReason> reason =
       state.on_token(choice, t, last, advance_grammar(state, choice, t.token));
@@ -453,6 +561,7 @@ void EngineImpl::publish_stats(bool stepped) {
   stats_.num_preemptions = scheduler_.num_preemptions();
   stats_.prompt_tokens = prompt_tokens_;
   stats_.generation_tokens = generation_tokens_;
+  stats_.device_sampled_tokens = device_sampled_tokens_;
   stats_.prefix_cache_queries = pc.num_query_tokens;
   stats_.prefix_cache_hits = pc.num_hit_tokens;
   stats_.num_steps = num_steps_;

@@ -63,6 +63,9 @@ class RequestState {
   bool has_news() const;
 
   bool forked = false;            // n > 1: choices 1..n-1 have started
+  // Every draw of this request is Backend::sample's on the model's device backend (fixed at
+  // admission; docs/engine.md "Device sampling").
+  bool device_sampling = false;
   bool prompt_scheduled = false;  // its first step ran (num_cached_prompt_tokens is known)
   int32_t num_cached_prompt_tokens = 0;
   Status error;

@@ -208,8 +208,8 @@ Result<DeepseekModel::Projection> DeepseekModel::resident(const Projection& p) {
   return out;
 }
 
-Status DeepseekModel::head(const Tensor& xn, Tensor logits) {
-  if (!backend_->is_device()) return backend_->matmul(xn, lm_head_, logits);
+Status DeepseekModel::head(const Tensor& xn, Tensor logits, bool in_backend) {
+  if (!backend_->is_device() || in_backend) return backend_->matmul(xn, lm_head_, logits);
   const int64_t n = xn.dim(0);
   if (ws_.logits.view.empty() || ws_.logits.view.dim(0) < n) {
     TESSERA_ASSIGN_OR_RETURN(ws_.logits, backend_->allocate(DType::kF32, {n, config_.vocab_size}));
@@ -482,7 +482,7 @@ Status DeepseekModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, 
     TESSERA_RETURN_IF_ERROR(backend_->convert(ws_.x.row(b.logits_indices[i]), rows.row(i)));
   }
   TESSERA_RETURN_IF_ERROR(backend_->rms_norm(rows, final_norm_, eps_, xn));
-  return head(xn, logits);
+  return head(xn, logits, b.logits_in_backend);
 }
 
 }  // namespace tessera::model

@@ -252,8 +252,8 @@ Status LlamaModel::make_resident() {
   return {};
 }
 
-Status LlamaModel::head(const Tensor& xn, Tensor logits) {
-  if (!backend_->is_device()) return backend_->matmul(xn, output_, logits);
+Status LlamaModel::head(const Tensor& xn, Tensor logits, bool in_backend) {
+  if (!backend_->is_device() || in_backend) return backend_->matmul(xn, output_, logits);
   const int64_t n = xn.dim(0);
   if (ws_.logits.view.empty() || ws_.logits.view.dim(0) < n) {
     TESSERA_ASSIGN_OR_RETURN(ws_.logits, backend_->allocate(DType::kF32, {n, config_.vocab_size}));

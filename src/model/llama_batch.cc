@@ -58,7 +58,7 @@ Status LlamaModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, Ten
     TESSERA_RETURN_IF_ERROR(backend_->convert(ws_.x.row(b.logits_indices[i]), rows.row(i)));
   }
   TESSERA_RETURN_IF_ERROR(backend_->rms_norm(rows, output_norm_, eps_, xn));
-  return head(xn, logits);
+  return head(xn, logits, b.logits_in_backend);
 }
 
 }  // namespace tessera::model

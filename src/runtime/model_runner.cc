@@ -18,6 +18,14 @@ ModelRunner::ModelRunner(model::Model* model, model::PagedKvCache* cache,
                 config.max_num_seqs);
   model_->reserve_batch(config.max_num_batched_tokens);
   logits_ = OwnedTensor(DType::kF32, {config.max_num_seqs, model->vocab_size()});
+  backend::Backend* be = model->backend();
+  if (be != nullptr && be->is_device()) {
+    Result<backend::BackendTensor> dev =
+        be->allocate(DType::kF32, {config.max_num_seqs, model->vocab_size()});
+    TESSERA_CHECK(dev.ok(), "device logits [{}, {}]: {}", config.max_num_seqs, model->vocab_size(),
+                  dev.status().message());
+    device_logits_ = std::move(*dev);
+  }
   const size_t t = static_cast<size_t>(config.max_num_batched_tokens);
   const size_t s = static_cast<size_t>(config.max_num_seqs);
   batch_.tokens.reserve(t);
@@ -78,19 +86,22 @@ Status ModelRunner::build_batch(const sched::SchedulerOutput& step,
 }
 
 Result<StepLogits> ModelRunner::execute(const sched::SchedulerOutput& step,
-                                        const sched::Scheduler& scheduler) {
+                                        const sched::Scheduler& scheduler, bool logits_in_backend) {
   for (const kv::BlockCopy& c : step.block_copies) {
     TESSERA_RETURN_IF_ERROR(cache_->copy_block(c.src, c.dst));
   }
   StepLogits out;
   if (step.seqs.empty()) return out;
   TESSERA_RETURN_IF_ERROR(build_batch(step, scheduler, &batch_));
-  Tensor logits = logits_.view().slice_rows(0, batch_.num_logits());
+  batch_.logits_in_backend = logits_in_backend && !device_logits_.view.empty();
+  Tensor logits = (batch_.logits_in_backend ? device_logits_.view : logits_.view())
+                      .slice_rows(0, batch_.num_logits());
   TESSERA_RETURN_IF_ERROR(model_->forward_batch(batch_, *cache_, logits));
   for (const sched::ScheduledSeq& s : step.seqs) {
     if (s.sample) out.seq_ids.push_back(s.id);
   }
   out.logits = logits;
+  out.in_backend = batch_.logits_in_backend;
   return out;
 }
 

@@ -1,7 +1,8 @@
 // SequenceSampler (see sequence_sampler.h). One step: raw logprobs -> logit_bias -> mask ->
 // repetition penalty -> frequency / presence -> greedy argmax, or temperature -> top_k -> top_p
 // -> min_p -> one draw. docs/sampling.md states each rule and where vLLM's order differs.
-// Invariant: a non-greedy step consumes exactly one 64-bit generator output, whatever the row.
+// Invariant: every sample() call is one step of the stream; its draw is u = philox_uniform(seed,
+// step) (Backend::sample's), inverse CDF over descending logit order (ties to the lower id).
 #include "tessera/sampling/sequence_sampler.h"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cuda/sampling/sampling_math.h"
 #include "tessera/core/check.h"
 #include "tessera/sampling/sampler.h"
 
@@ -24,9 +26,64 @@ bool better(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>&
   return a.first > b.first || (a.first == b.first && a.second < b.second);
 }
 
-// A double in [0, 1) from the generator's top 53 bits: the same on every compiler, unlike
-// std::uniform_real_distribution.
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+// Draw order (Backend::sample's): larger raw logit first, then lower id.
+struct ByLogit {
+  std::span<const float> logits;
+  bool operator()(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) const {
+    const float x = logits[a.second], y = logits[b.second];
+    return x > y || (x == y && a.second < b.second);
+  }
+};
+
+// Weights lie in (0, 1]; for positive floats the bit pattern is monotone, so bins of 1/32 octave
+// come from the bits (bin 0 holds the largest weights).
+constexpr int kBinShift = 18;
+constexpr uint32_t kOneBits = 0x3f800000u;  // bit_cast<uint32_t>(1.0f)
+inline uint32_t bin_of(float w) { return (kOneBits - std::bit_cast<uint32_t>(w)) >> kBinShift; }
+constexpr size_t kNumBins = (kOneBits >> kBinShift) + 1;
+
+// The first candidate in draw order whose cumulative weight exceeds `target`, without sorting
+// the candidates: whole bins are summed and only the bin holding the crossing is sorted (into
+// `bin`). `for_each(f)` calls f(weight, id) for every candidate; zero weights never win. When
+// rounding leaves no crossing, the last candidate of positive weight; -1 when there is none.
+// `bin_mass` is the candidates' histogram when `have_histogram`, else it is built here.
+template <typename ForEach>
+int32_t draw_by_bins(std::span<const float> logits, double target, ForEach for_each,
+                     bool have_histogram, std::vector<double>& bin_mass,
+                     std::vector<std::pair<float, int32_t>>& bin) {
+  if (!have_histogram) {
+    bin_mass.assign(kNumBins, 0.0);
+    for_each([&](float w, int32_t) {
+      if (w > 0.0f) bin_mass[bin_of(w)] += w;
+    });
+  }
+  double before = 0.0;
+  uint32_t boundary = 0;
+  for (; boundary < kNumBins; ++boundary) {
+    if (before + bin_mass[boundary] > target) break;
+    before += bin_mass[boundary];
+  }
+  const ByLogit order{logits};
+  bin.clear();
+  if (boundary == kNumBins) {
+    // NOTE: reached only when u * total rounds up to total: the last token with weight wins.
+    std::pair<float, int32_t> last{0.0f, -1};
+    for_each([&](float w, int32_t id) {
+      if (w > 0.0f && (last.second < 0 || order(last, {w, id}))) last = {w, id};
+    });
+    return last.second;
+  }
+  for_each([&](float w, int32_t id) {
+    if (w > 0.0f && bin_of(w) == boundary) bin.emplace_back(w, id);
+  });
+  std::sort(bin.begin(), bin.end(), order);
+  double acc = before;
+  for (const auto& c : bin) {
+    acc += c.first;
+    if (target < acc) return c.second;
+  }
+  return bin.back().second;  // the bin's sum and the running sum rounded apart
+}
 
 // exp(x) for x <= 0; exactly 0 below -87 (where f32 turns denormal) and for NaN / -inf.
 // NOTE: a hand-written polynomial exp did not vectorise here (no -march) and was no faster.
@@ -53,7 +110,7 @@ float& at(std::span<float> logits, int32_t id) {
 
 SequenceSampler::SequenceSampler(const SamplingParams& params, uint64_t seed,
                                  std::span<const int32_t> prompt)
-    : params_(params), seed_(params.seed.value_or(seed)), rng_(seed_) {
+    : params_(params), seed_(params.seed.value_or(seed)) {
   if (params_.repetition_penalty != 1.0f) {
     prompt_tokens_.assign(prompt.begin(), prompt.end());
     std::sort(prompt_tokens_.begin(), prompt_tokens_.end());
@@ -68,8 +125,7 @@ void SequenceSampler::accept(int32_t token) { ++output_counts_[token]; }
 
 SequenceSampler SequenceSampler::fork(int32_t index) const {
   SequenceSampler copy(params_, seed_, {});
-  copy.seed_ = seed_ + static_cast<uint64_t>(index);
-  copy.rng_.seed(copy.seed_);
+  copy.seed_ = seed_ + static_cast<uint64_t>(index);  // its own stream, from step 0
   copy.prompt_tokens_ = prompt_tokens_;
   copy.output_counts_ = output_counts_;
   return copy;
@@ -93,6 +149,7 @@ std::vector<std::pair<int32_t, double>> SequenceSampler::last_distribution() con
 TokenChoice SequenceSampler::sample(std::span<float> logits, std::span<const int32_t> masked,
                                     std::span<const uint8_t> allowed) {
   TESSERA_CHECK(!logits.empty(), "sample() of an empty logits row");
+  const uint64_t step = step_++;
   TokenChoice choice;
   double log_norm = 0.0;
   if (params_.logprobs) {
@@ -112,7 +169,7 @@ TokenChoice SequenceSampler::sample(std::span<float> logits, std::span<const int
     kept_total_ = 0.0;
     choice.token = argmax(logits);
   } else {
-    choice.token = draw(logits);
+    choice.token = draw(logits, kernels::sampling::philox_uniform(seed_, step));
   }
   if (params_.logprobs) {
     choice.logprob = static_cast<float>(raw_logit(logits, choice.token) - log_norm);
@@ -209,14 +266,10 @@ void SequenceSampler::select_top_k(std::span<const float> logits, size_t k) {
   std::sort(scratch_.begin(), scratch_.end(), better);
 }
 
-size_t SequenceSampler::top_p_cut(double target_mass) {
-  // Weights lie in (0, 1]; for positive floats the bit pattern is monotone, so bins of 1/32
-  // octave come from the bits. Whole bins above the boundary bin are kept unsorted (id order);
-  // only the boundary bin is sorted. Worst case (one bin holds everything) is one full sort.
-  constexpr int kShift = 18;
-  const uint32_t one = std::bit_cast<uint32_t>(1.0f);
-  auto bin_of = [one](float w) { return (one - std::bit_cast<uint32_t>(w)) >> kShift; };
-  bin_mass_.assign((one >> kShift) + 1, 0.0);
+size_t SequenceSampler::top_p_cut(std::span<const float> logits, double target_mass) {
+  // Whole bins above the boundary bin are kept unsorted (id order); only the boundary bin is
+  // sorted, in draw order. Worst case (one bin holds everything) is one full sort.
+  bin_mass_.assign(kNumBins, 0.0);
   for (const auto& c : scratch_) bin_mass_[bin_of(c.first)] += c.first;
   double before = 0.0;
   uint32_t boundary = 0;
@@ -233,7 +286,7 @@ size_t SequenceSampler::top_p_cut(double target_mass) {
   for (const auto& c : scratch_) {
     if (bin_of(c.first) == boundary) ordered_.push_back(c);
   }
-  std::sort(ordered_.begin() + above, ordered_.end(), better);
+  std::sort(ordered_.begin() + above, ordered_.end(), ByLogit{logits});
   size_t kept = above;
   double mass = before;
   while (kept < ordered_.size() && mass < target_mass) mass += ordered_[kept++].first;
@@ -241,8 +294,7 @@ size_t SequenceSampler::top_p_cut(double target_mass) {
   return kept;
 }
 
-int32_t SequenceSampler::draw(std::span<const float> logits) {
-  const double u = uniform01(rng_);
+int32_t SequenceSampler::draw(std::span<const float> logits, double u) {
   dense_ = false;
   const float inv_temperature = 1.0f / params_.temperature;
   const bool use_top_k = params_.top_k > 0 && static_cast<size_t>(params_.top_k) < logits.size();
@@ -252,9 +304,13 @@ int32_t SequenceSampler::draw(std::span<const float> logits) {
   const float min_p = params_.min_p;
   scratch_.reserve(logits.size());
   size_t kept = 0;
+  bool sorted = false;          // scratch_[0, kept) already in draw order
+  bool have_histogram = false;  // bin_mass_ is scratch_[0, kept)'s histogram
   if (use_top_k) {
-    select_top_k(logits, static_cast<size_t>(params_.top_k));  // best first from here on
-    if (scratch_.empty()) return no_candidates(logits);
+    select_top_k(logits, static_cast<size_t>(params_.top_k));  // draw order from here on
+    // NOTE: a +inf logit makes the row degenerate: greedy, as Backend::sample.
+    if (scratch_.empty() || std::isinf(scratch_[0].first)) return no_candidates(logits);
+    sorted = true;
     const float max_logit = scratch_[0].first;
     double total = 0.0;
     for (auto& c : scratch_) {
@@ -274,38 +330,74 @@ int32_t SequenceSampler::draw(std::span<const float> logits) {
   } else {
     float max_logit = kNegInf;
     for (const float v : logits) max_logit = v > max_logit ? v : max_logit;
-    if (!(max_logit > kNegInf)) return no_candidates(logits);
+    if (!(max_logit > kNegInf) || std::isinf(max_logit)) return no_candidates(logits);
     scratch_.clear();
     if (use_min_p && !use_top_p) {
-      // Min-p alone: a cheap cut in logit space first (with slack), then the exact weight cut.
+      // Min-p alone: a cheap cut in logit space first (with slack), then the exact weight cut;
+      // the draw's histogram is built on the way.
       const float floor = std::log(min_p) - 1e-3f;
+      bin_mass_.assign(kNumBins, 0.0);
       for (size_t i = 0; i < logits.size(); ++i) {
         const float d = (logits[i] - max_logit) * inv_temperature;
         if (!(d >= floor)) continue;  // also -inf and NaN
         const float w = exp_nonpositive(d);
-        if (w >= min_p) scratch_.emplace_back(w, static_cast<int32_t>(i));
+        if (w >= min_p) {
+          scratch_.emplace_back(w, static_cast<int32_t>(i));
+          bin_mass_[bin_of(w)] += w;
+        }
       }
       kept = scratch_.size();
+      have_histogram = true;
+    } else if (!use_top_p) {
+      // No filter: draw straight from weights_ (id-indexed), every id of positive weight; the
+      // histogram is built with the weights.
+      dense_ = true;
+      weights_.resize(logits.size());
+      bin_mass_.assign(kNumBins, 0.0);
+      for (size_t i = 0; i < logits.size(); ++i) {
+        const float w = exp_nonpositive((logits[i] - max_logit) * inv_temperature);
+        weights_[i] = w;
+        if (w > 0.0f) bin_mass_[bin_of(w)] += w;
+      }
+      double total = 0.0;
+      for (const double m : bin_mass_) total += m;
+      kept_total_ = total;
+      const int32_t id = draw_by_bins(
+          logits, u * total,
+          [&](auto f) {
+            for (size_t i = 0; i < weights_.size(); ++i) f(weights_[i], static_cast<int32_t>(i));
+          },
+          /*have_histogram=*/true, bin_mass_, ordered_);
+      return id >= 0 ? id : argmax(logits);
     } else {
       weights_.resize(logits.size());
       for (size_t i = 0; i < logits.size(); ++i) {
         weights_[i] = exp_nonpositive((logits[i] - max_logit) * inv_temperature);
       }
-      if (!use_top_p) return draw_dense(u);
-      // Top-p's mass counts every token; min-p then only shrinks the set it sorts.
       const double total = sum_weights(weights_);
+      // Top-p's mass counts every token; min-p then only shrinks the set it sorts.
       const float floor = use_min_p ? min_p : std::numeric_limits<float>::min();
       for (size_t i = 0; i < weights_.size(); ++i) {
         if (weights_[i] >= floor) scratch_.emplace_back(weights_[i], static_cast<int32_t>(i));
       }
-      kept = top_p_cut(params_.top_p * total);
+      kept = top_p_cut(logits, params_.top_p * total);
     }
   }
+  if (kept == 0) return no_candidates(logits);
   kept_ = kept;
   double total = 0.0;
   for (size_t i = 0; i < kept; ++i) total += scratch_[i].first;
   kept_total_ = total;
   const double target = u * total;
+  if (!sorted) {
+    const int32_t id = draw_by_bins(
+        logits, target,
+        [&](auto f) {
+          for (size_t i = 0; i < kept; ++i) f(scratch_[i].first, scratch_[i].second);
+        },
+        have_histogram, bin_mass_, ordered_);
+    return id >= 0 ? id : argmax(logits);
+  }
   double acc = 0.0;
   for (size_t i = 0; i < kept; ++i) {
     acc += scratch_[i].first;
@@ -316,22 +408,6 @@ int32_t SequenceSampler::draw(std::span<const float> logits) {
     if (scratch_[i].first > 0.0f) return scratch_[i].second;
   }
   return scratch_[0].second;
-}
-
-int32_t SequenceSampler::draw_dense(double u) {
-  // No filter: draw straight from weights_ in id order; zero weights (masked) never win.
-  dense_ = true;
-  kept_total_ = sum_weights(weights_);
-  const double target = u * kept_total_;
-  double acc = 0.0;
-  int32_t last_live = 0;
-  for (size_t i = 0; i < weights_.size(); ++i) {
-    if (weights_[i] == 0.0f) continue;
-    acc += weights_[i];
-    last_live = static_cast<int32_t>(i);
-    if (target < acc) return last_live;
-  }
-  return last_live;  // u * total rounded up to total
 }
 
 int32_t SequenceSampler::no_candidates(std::span<const float> logits) {

@@ -2,6 +2,7 @@
 streaming with usage, n, logprobs, stop strings, seeds, tools, tokenize, models."""
 
 import json
+import re
 
 import httpx
 import openai
@@ -150,7 +151,8 @@ def test_tool_choice_required_is_enforced(client):
     JSON-object arguments) or cut by max_tokens inside its arguments (the schema is not enforced,
     and the 135M model can loop on keys); at least one run completes the call."""
     messages = [{"role": "user", "content": "Call get_weather for Paris."}]
-    prefix = '<tool_call>\n{"name": "get_weather", "arguments": {'
+    # The grammar allows JSON whitespace between tokens (bounded runs), so match loosely.
+    prefix = re.compile(r'<tool_call>\s*\{\s*"name"\s*:\s*"get_weather"\s*,\s*"arguments"\s*:\s*\{')
     completed = 0
     for seed in range(4):
         out = client.chat.completions.create(model=MODEL_NAME, messages=messages, tools=TOOLS,
@@ -164,7 +166,7 @@ def test_tool_choice_required_is_enforced(client):
             completed += 1
         else:
             assert choice.finish_reason == "length", choice
-            assert choice.message.content.startswith(prefix), choice
+            assert prefix.match(choice.message.content), choice
     assert completed >= 1
 
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/sampling/sampling_math.h"
 #include "tessera/sampling/sampler.h"
 #include "tessera/sampling/sampling_params.h"
 #include "tessera/sampling/sequence_sampler.h"
@@ -127,18 +128,45 @@ TEST(SamplingGreedy, LowestIdOnTies) {
   EXPECT_EQ(s.sample(row).token, 1);
 }
 
-// The documented draw: u = (mt19937_64() >> 11) * 2^-53, one output per non-greedy step, the
-// first kept token whose cumulative weight exceeds u * total. With two equal logits the token
-// is the top bit of each generator output — pinned here for every compiler.
-TEST(SamplingSeed, DrawIsTheTopBitOfEachMt19937_64Output) {
+// The documented draw: u = philox_uniform(seed, step) with step = the sampler's call count (the
+// stream Backend::sample uses), the first kept token in draw order (descending logit, ties to the
+// lower id) whose cumulative weight exceeds u * total. With two equal logits the token is
+// u >= 1/2 — pinned here for every compiler.
+TEST(SamplingSeed, DrawIsPhiloxOfSeedAndStep) {
   SamplingParams p;
   p.seed = 2024;
   SequenceSampler s(p, 0, {});
-  std::mt19937_64 reference(2024);
-  for (int i = 0; i < 256; ++i) {
+  for (uint64_t i = 0; i < 256; ++i) {
+    ASSERT_EQ(s.step(), i);
     std::vector<float> row = {0.25f, 0.25f};
-    ASSERT_EQ(s.sample(row).token, static_cast<int32_t>(reference() >> 63)) << i;
+    const double u = tessera::kernels::sampling::philox_uniform(2024, i);
+    ASSERT_EQ(s.sample(row).token, u >= 0.5 ? 1 : 0) << i;
   }
+  // Draw order is descending logit: the larger logit takes the low end of [0, 1).
+  SequenceSampler t(p, 0, {});
+  for (uint64_t i = 0; i < 64; ++i) {
+    std::vector<float> row = {0.0f, std::log(3.0f)};  // p = (1/4, 3/4)
+    const double u = tessera::kernels::sampling::philox_uniform(2024, i);
+    ASSERT_EQ(t.sample(row).token, u < 0.75 ? 1 : 0) << i;
+  }
+}
+
+// A token drawn elsewhere (skip_step) takes one step of the stream, like a sample() call.
+TEST(SamplingSeed, SkipStepAdvancesTheStream) {
+  SamplingParams p;
+  p.seed = 9;
+  const auto steps = rows(6, 300, 4);
+  SequenceSampler a(p, 0, {}), b(p, 0, {});
+  std::vector<float> row = steps[0];
+  const int32_t first = a.sample(row).token;
+  a.accept(first);
+  b.skip_step();
+  b.accept(first);
+  for (size_t i = 1; i < steps.size(); ++i) {
+    std::vector<float> ra = steps[i], rb = steps[i];
+    EXPECT_EQ(a.sample(ra).token, b.sample(rb).token) << i;
+  }
+  EXPECT_EQ(a.step(), b.step());
 }
 
 TEST(SamplingGreedy, RespectsBiasMaskAndPenalties) {

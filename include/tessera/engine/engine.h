@@ -121,6 +121,7 @@ struct EngineStats {
   int64_t num_preemptions = 0;
   int64_t prompt_tokens = 0;            // prompt tokens computed (prefix-cache hits excluded)
   int64_t generation_tokens = 0;
+  int64_t device_sampled_tokens = 0;    // of which Backend::sample drew on a device backend
   int64_t prefix_cache_queries = 0;     // prompt tokens looked up in the prefix cache
   int64_t prefix_cache_hits = 0;        // of which were found
   int64_t num_steps = 0;

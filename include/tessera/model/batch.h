@@ -21,6 +21,9 @@ struct ForwardBatch {
   int32_t max_blocks_per_seq = 0;       // row length of block_tables
   std::vector<int32_t> slot_mapping;    // [num_tokens] block * block_size + offset, or -1: skip
   std::vector<int32_t> logits_indices;  // [num_logits] rows whose logits are computed, in order
+  // The logits tensor forward_batch writes is the backend's memory (not host memory): the head
+  // writes it in place and nothing is downloaded (docs/engine.md "Device sampling").
+  bool logits_in_backend = false;
 
   int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(seq_lens.size()); }
@@ -41,6 +44,7 @@ struct ForwardBatch {
     max_blocks_per_seq = 0;
     slot_mapping.clear();
     logits_indices.clear();
+    logits_in_backend = false;
   }
 };
 

@@ -140,8 +140,9 @@ class DeepseekModel final : public Model {
   Result<Tensor> resident(OwnedTensor host);  // a load-time conversion: host copy dropped on
                                               // device backends
   Result<Projection> resident(const Projection& p);
-  // logits [n, vocab] (host) = xn [n, hidden] @ lm_head^T, through backend memory on a device.
-  Status head(const Tensor& xn, Tensor logits);
+  // logits [n, vocab] (host) = xn [n, hidden] @ lm_head^T, through backend memory on a device;
+  // `in_backend`: logits is backend memory instead, written in place.
+  Status head(const Tensor& xn, Tensor logits, bool in_backend = false);
   Status validate_batch(const ForwardBatch& b, const PagedKvCache& cache,
                         const Tensor& logits) const;
 

@@ -94,8 +94,9 @@ class LlamaModel final : public Model {
   // Backend-resident copy of a weight (free on host backends); kept alive by the model.
   Result<Tensor> resident(const Tensor& host);
   Status make_resident();  // every weight the forward reads
-  // logits [n, vocab] (host) = xn [n, hidden] @ output^T, through backend memory on a device.
-  Status head(const Tensor& xn, Tensor logits);
+  // logits [n, vocab] (host) = xn [n, hidden] @ output^T, through backend memory on a device;
+  // `in_backend`: logits is backend memory instead, written in place.
+  Status head(const Tensor& xn, Tensor logits, bool in_backend = false);
   Status validate_batch(const ForwardBatch& batch, const PagedKvCache& cache,
                         const Tensor& logits) const;
   // Norm, Q/K/V projections (+ biases) and rope of workspace rows [0, t) at `positions`.

@@ -30,7 +30,8 @@ class Model {
   // Runs one packed multi-sequence step over a paged KV cache (DESIGN.md "One step's batch"),
   // independent of the single-sequence cache above: writes each new token's K/V at its
   // slot_mapping slot, then attends over the blocks its sequence's block table names.
-  //   logits  f32 [batch.num_logits(), vocab]: row i is token row batch.logits_indices[i].
+  //   logits  f32 [batch.num_logits(), vocab]: row i is token row batch.logits_indices[i]; host
+  //           memory, or the backend's when batch.logits_in_backend (written in place).
   // Grows the model's workspace on first use past its size (see reserve_batch), else
   // allocates nothing. Architectures without a paged path return kUnimplemented.
   virtual Status forward_batch(const ForwardBatch& batch, PagedKvCache& cache, Tensor logits) {

@@ -1,13 +1,15 @@
 // ModelRunner: turns one sched::Scheduler step into a packed ForwardBatch (positions, block
 // tables, slot mapping, logits rows), runs the block copies the step owes and then the model's
-// paged forward pass, and hands back one logits row per sampling sequence.
-// Invariant: the runner allocates only at construction (and on a model's first-use workspace
-// growth); a step's KV writes go exactly to the slots its block tables name.
+// paged forward pass, and hands back one logits row per sampling sequence (host memory, or
+// the backend's when the caller samples there). Invariant: the runner allocates only at
+// construction (and on a model's first-use workspace growth); a step's KV writes go exactly to
+// the slots its block tables name.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "tessera/backend/backend.h"
 #include "tessera/core/status.h"
 #include "tessera/core/tensor.h"
 #include "tessera/model/batch.h"
@@ -27,6 +29,7 @@ struct ModelRunnerConfig {
 struct StepLogits {
   std::vector<sched::SeqId> seq_ids;  // [num_sampled]
   Tensor logits;                      // f32 [num_sampled, vocab]; valid until the next execute
+  bool in_backend = false;  // logits is the model backend's memory (device: not host-readable)
 };
 
 class ModelRunner {
@@ -36,8 +39,11 @@ class ModelRunner {
   ModelRunner(model::Model* model, model::PagedKvCache* cache, const ModelRunnerConfig& config);
 
   // Runs `step` (from scheduler.schedule(); token ids are read from `scheduler`). Block copies
-  // run first, even when no sequence is scheduled.
-  Result<StepLogits> execute(const sched::SchedulerOutput& step, const sched::Scheduler& scheduler);
+  // run first, even when no sequence is scheduled. `logits_in_backend` on a device backend: the
+  // logits stay in backend memory (for Backend::sample; nothing is downloaded); else (and always
+  // on a host backend) they are host memory.
+  Result<StepLogits> execute(const sched::SchedulerOutput& step, const sched::Scheduler& scheduler,
+                             bool logits_in_backend = false);
 
   // Fills `batch` for `step` (exposed for tests). Fails on a step that does not fit the
   // runner's limits or names unknown sequences.
@@ -49,7 +55,8 @@ class ModelRunner {
   model::PagedKvCache* cache_;
   ModelRunnerConfig config_;
   model::ForwardBatch batch_;
-  OwnedTensor logits_;  // f32 [max_num_seqs, vocab]
+  OwnedTensor logits_;                    // f32 [max_num_seqs, vocab]
+  backend::BackendTensor device_logits_;  // f32 [max_num_seqs, vocab]; device backends only
 };
 
 }  // namespace tessera::runtime

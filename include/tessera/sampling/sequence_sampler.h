@@ -1,12 +1,11 @@
 // SequenceSampler: one completion's token choice, step after step — logits processing
 // (logit_bias, repetition / frequency / presence penalties, temperature, top-k, top-p, min-p),
-// a draw from its own seeded generator, and logprobs from the raw distribution.
-// Invariant: with a seed, the sequence of draws depends only on (seed, logits rows seen), never
-// on other sequences in the batch; temperature 0 is argmax (lowest id on ties) and draws nothing.
+// one draw u = philox_uniform(seed, step) (Backend::sample's stream), and logprobs from the raw
+// distribution. Invariant: draw `step` depends only on (seed, step, its logits row), never on
+// other sequences in the batch; temperature 0 is argmax (lowest id on ties) and uses no draw.
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <span>
 #include <unordered_map>
 #include <utility>
@@ -37,34 +36,41 @@ class SequenceSampler {
   // Records a generated token (penalties count it from now on).
   void accept(int32_t token);
 
-  // n > 1: a copy for choice `index` with its own generator stream (seed + index when seeded,
-  // so choice i of a seeded request is reproducible), sharing the prompt and outputs so far.
+  // The step the next sample() draws with (its count of sample() calls so far: the output
+  // index in the engine). A token drawn elsewhere from the same stream (Backend::sample with
+  // this seed and step()) calls skip_step() in place of sample(), then accept().
+  uint64_t step() const { return step_; }
+  void skip_step() { ++step_; }
+
+  // n > 1: a copy for choice `index` with its own stream (seed + index, from step 0, so choice i
+  // of a seeded request is reproducible), sharing the prompt and outputs so far.
   SequenceSampler fork(int32_t index) const;
 
   const SamplingParams& params() const { return params_; }
-  uint64_t seed() const { return seed_; }  // the generator's seed (params.seed or the fallback)
+  uint64_t seed() const { return seed_; }  // the stream's seed (params.seed or the fallback)
+  // Whether sample() is argmax (temperature below 1e-5, as vLLM).
+  bool greedy() const;
 
-  // The distribution the last sample() drew from: (id, probability), kept tokens only, in draw
-  // order; empty after a greedy step. For tests and debugging (builds a fresh vector).
+  // The distribution the last sample() drew from: (id, probability), kept tokens only, in no
+  // particular order; empty after a greedy step. For tests and debugging (builds a fresh vector).
   std::vector<std::pair<int32_t, double>> last_distribution() const;
 
  private:
   using Candidate = std::pair<float, int32_t>;  // (processed logit, then weight; token id)
 
-  bool greedy() const;
   double raw_log_normalizer(std::span<const float> logits);  // fills top_scratch_
   void save_raw(std::span<float> logits, std::span<const int32_t> masked);
   float raw_logit(std::span<const float> logits, int32_t token) const;
   void apply_bias_mask_penalties(std::span<float> logits, std::span<const int32_t> masked) const;
-  int32_t draw(std::span<const float> logits);
+  int32_t draw(std::span<const float> logits, double u);
   void select_top_k(std::span<const float> logits, size_t k);  // scratch_ = top k, best first
-  size_t top_p_cut(double target_mass);  // reorders scratch_: the nucleus first; its size
+  // Reorders scratch_: the nucleus first (set-wise); returns its size.
+  size_t top_p_cut(std::span<const float> logits, double target_mass);
   int32_t no_candidates(std::span<const float> logits);
-  int32_t draw_dense(double u);  // no filter: from weights_ in id order
 
   SamplingParams params_;
   uint64_t seed_;
-  std::mt19937_64 rng_;
+  uint64_t step_ = 0;                                   // sample() calls so far
   std::unordered_map<int32_t, int32_t> output_counts_;  // token -> times generated
   std::vector<int32_t> prompt_tokens_;  // distinct, sorted; empty when repetition_penalty == 1
   std::vector<Candidate> scratch_;      // [<= vocab] candidates; [0, kept_) drawn from
