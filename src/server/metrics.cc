@@ -51,6 +51,7 @@ struct ServerMetrics::Impl {
   Counter* preemptions = nullptr;
   Counter* prefix_queries = nullptr;
   Counter* prefix_hits = nullptr;
+  Counter* device_sampled = nullptr;
   Histogram* ttft = nullptr;
   Histogram* itl = nullptr;
   Histogram* e2e = nullptr;
@@ -88,6 +89,10 @@ ServerMetrics::ServerMetrics(const std::string& model_name) : impl_(std::make_un
                                   "Prefix cache queries, in terms of number of queried tokens.");
   impl_->prefix_hits = counter("vllm:prefix_cache_hits_total",
                                "Prefix cache hits, in terms of number of cached tokens.");
+  // Tessera's own (no vLLM equivalent): how many generation tokens the device sampler drew.
+  impl_->device_sampled =
+      counter("tessera:device_sampled_tokens_total",
+              "Generation tokens drawn by the backend's sample op on the device.");
   impl_->ttft = &BuildHistogram()
                      .Name("vllm:time_to_first_token_seconds")
                      .Help("Histogram of time to first token in seconds.")
@@ -107,9 +112,8 @@ ServerMetrics::ServerMetrics(const std::string& model_name) : impl_(std::make_un
                       .Name("vllm:request_success_total")
                       .Help("Count of finished requests, by finish reason.")
                       .Register(r);
-  for (engine::FinishReason reason :
-       {engine::FinishReason::kStop, engine::FinishReason::kLength, engine::FinishReason::kAbort,
-        engine::FinishReason::kError}) {
+  for (engine::FinishReason reason : {engine::FinishReason::kStop, engine::FinishReason::kLength,
+                                      engine::FinishReason::kAbort, engine::FinishReason::kError}) {
     impl_->finished[static_cast<size_t>(reason)] =
         &success.Add({{"model_name", model_name}, {"finished_reason", to_string(reason)}});
   }
@@ -136,6 +140,7 @@ std::string ServerMetrics::scrape(const engine::EngineStats* stats) {
     advance_to(*impl_->preemptions, static_cast<double>(stats->num_preemptions));
     advance_to(*impl_->prefix_queries, static_cast<double>(stats->prefix_cache_queries));
     advance_to(*impl_->prefix_hits, static_cast<double>(stats->prefix_cache_hits));
+    advance_to(*impl_->device_sampled, static_cast<double>(stats->device_sampled_tokens));
   }
   prometheus::TextSerializer serializer;
   return serializer.Serialize(impl_->registry->Collect());
