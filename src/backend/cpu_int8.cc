@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/int8_matmul.h"
 #include "kernels/cpu/ops.h"
+#include "tessera/backend/op_checks.h"
 
 namespace tessera::backend {
 namespace {
@@ -35,17 +36,7 @@ kc::Isa CpuInt8Matmul::isa() const { return isa_ ? *isa_ : kc::ops_isa(); }
 
 Status CpuInt8Matmul::run(ThreadPool& pool, const Tensor& x, const Tensor& w, const Tensor& w_scale,
                           Int8Mode mode, Tensor out) {
-  kernels::Int8MatmulArgs a;
-  a.x = x.data_as<const float>();
-  a.x_stride = x.stride_bytes(0) / 4;
-  a.w = static_cast<const int8_t*>(w.data());
-  a.w_stride = w.stride_bytes(0);
-  a.w_scale = w_scale.data_as<const float>();
-  a.out = out.data_as<float>();
-  a.out_stride = out.stride_bytes(0) / 4;
-  a.m = x.dim(0);
-  a.n = w.dim(0);
-  a.k = x.dim(1);
+  const kernels::Int8MatmulArgs a = to_int8_matmul_args(x, w, w_scale, out);
   const kc::Isa use = isa();
   switch (mode) {
     case Int8Mode::kWeightOnly:

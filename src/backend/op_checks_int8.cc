@@ -30,4 +30,20 @@ Status check_matmul_int8(const Tensor& x, const Tensor& w, const Tensor& w_scale
   return invalid_argument("matmul_int8: unknown mode {}", static_cast<int>(mode));
 }
 
+kernels::Int8MatmulArgs to_int8_matmul_args(const Tensor& x, const Tensor& w,
+                                            const Tensor& w_scale, const Tensor& out) {
+  kernels::Int8MatmulArgs a;
+  a.x = x.data_as<const float>();
+  a.x_stride = x.stride_bytes(0) / 4;
+  a.w = static_cast<const int8_t*>(w.data());
+  a.w_stride = w.stride_bytes(0);
+  a.w_scale = w_scale.data_as<const float>();
+  a.out = out.data_as<float>();
+  a.out_stride = out.stride_bytes(0) / 4;
+  a.m = x.dim(0);
+  a.n = w.dim(0);
+  a.k = x.dim(1);
+  return a;
+}
+
 }  // namespace tessera::backend

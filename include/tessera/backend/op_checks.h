@@ -9,6 +9,7 @@
 #include <span>
 
 #include "kernels/ref/fp8_matmul.h"
+#include "kernels/ref/int8_matmul.h"
 #include "kernels/ref/moe.h"
 #include "kernels/ref/ops.h"
 #include "tessera/backend/backend.h"
@@ -102,6 +103,9 @@ kernels::BlockScaledMatmulArgs to_block_scaled_args(const Tensor& x, const Tenso
                                                     const Tensor& w_scale_inv,
                                                     const BlockScaleParams& block,
                                                     const Tensor& out_rows);
+// Kernel arguments of an INT8 matmul; call only after check_matmul_int8 succeeded.
+kernels::Int8MatmulArgs to_int8_matmul_args(const Tensor& x, const Tensor& w,
+                                            const Tensor& w_scale, const Tensor& out);
 kernels::ref::PagedAttentionArgs to_paged_attention_args(const Tensor& q, const Tensor& k_cache,
                                                          const Tensor& v_cache,
                                                          std::span<const int32_t> query_start,
