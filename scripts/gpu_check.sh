@@ -106,6 +106,13 @@ run() {
   timeout 120 "${DIST}/bin/model_decode_bench" --backend cuda --layers 32 --context 1024 \
     --decode 32 > "${out}/model_decode_bench.txt" 2>&1
   local decode_rc=$?
+  # The peer in the same run: the same step in PyTorch eager (the GPU machine has PyTorch).
+  local peer_rc=skipped
+  if python3 -c "import torch" > /dev/null 2>&1; then
+    timeout 120 python3 "${ROOT}/bench/torch_decode_peer.py" --device cuda --layers 32 \
+      --context 1024 --decode 32 > "${out}/torch_decode_peer.txt" 2>&1
+    peer_rc=$?
+  fi
   if [[ -n "${OUT:-}" && -d "${OUT}" ]]; then cp -r "${out}" "${OUT}/"; fi
 
   count() { grep -c "$1" "$2" 2>/dev/null || true; }
@@ -120,6 +127,8 @@ run() {
   echo
   echo "== model_decode_bench (Llama-3-8B shapes, random bf16 weights, batch 1) =="
   cat "${out}/model_decode_bench.txt"
+  echo "== peer: torch_decode_peer.py (same shapes, PyTorch eager) =="
+  cat "${out}/torch_decode_peer.txt" 2>/dev/null || echo "(no PyTorch)"
   echo
   echo "== summary =="
   printf "%-28s %-6s %s\n" "step" "rc" "detail"
@@ -136,6 +145,14 @@ run() {
   done
   printf "%-28s %-6s %s\n" "model_decode_bench" "${decode_rc}" \
     "$(grep -o '"fraction_of_floor":[0-9.e-]*' "${out}/model_decode_bench.txt")"
+  local ours peer
+  ours="$(grep -o '"decode_step_ms_median":[0-9.e-]*' "${out}/model_decode_bench.txt" | cut -d: -f2)"
+  peer="$(grep -o '"decode_step_ms_median": [0-9.e-]*' "${out}/torch_decode_peer.txt" 2>/dev/null |
+    cut -d: -f2)"
+  printf "%-28s %-6s %s\n" "torch_decode_peer" "${peer_rc}" \
+    "ours ${ours:-?} ms / torch ${peer:-?} ms per step$(
+      [[ -n "${ours}" && -n "${peer}" ]] && awk -v a="${ours}" -v b="${peer}" \
+        'BEGIN { printf " (speed-up %.2fx)", b / a }')"
   [[ ${ops_rc} -eq 0 && ${models_rc} -eq 0 ]]
 }
 
