@@ -37,14 +37,14 @@ namespace {
 // sequence always fits.
 constexpr int64_t kDefaultKvBudgetBytes = int64_t{1} << 30;
 
-// Whether every draw of `r` can be Backend::sample's: the engine changes nothing in its rows
-// before SequenceSampler's draw (no logit_bias, penalties, min_tokens mask or grammar mask) and
-// wants no logprobs (docs/engine.md "Device sampling").
+// Whether the draws of `r` can be Backend::sample's: the engine changes nothing in its rows
+// before SequenceSampler's draw (no logit_bias, penalties or grammar mask) and wants no logprobs
+// (docs/engine.md "Device sampling"). The min_tokens mask is per step: a choice samples on the
+// device once it has min_tokens outputs (see step()).
 bool plain_sampling(const GenerateRequest& r) {
   const sampling::SamplingParams& p = r.sampling;
   return !p.logprobs && p.logit_bias.empty() && p.repetition_penalty == 1.0f &&
-         p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && r.min_tokens == 0 &&
-         r.grammar == nullptr;
+         p.frequency_penalty == 0.0f && p.presence_penalty == 0.0f && r.grammar == nullptr;
 }
 
 // Backend::sample's parameters for the next draw of `s` (the same stream: seed, step).
@@ -307,7 +307,11 @@ void EngineImpl::step() {
     prompt_tokens_ +=
         std::clamp(seq->num_prompt_tokens - s.num_computed_tokens, 0, s.num_new_tokens);
     Owner& owner = owners_.at(s.id);
-    if (s.sample && !owner.state->device_sampling) in_backend = false;
+    // A choice still under its min_tokens mask (eos / stop ids held back) samples on the host.
+    if (s.sample && (!owner.state->device_sampling ||
+                     !owner.state->masked_ids(owner.choice).empty())) {
+      in_backend = false;
+    }
     if (!owner.state->prompt_scheduled) {
       owner.state->prompt_scheduled = true;
       owner.state->num_cached_prompt_tokens = s.num_computed_tokens;

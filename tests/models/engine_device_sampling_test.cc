@@ -117,17 +117,34 @@ TEST(EngineDeviceSampling, OtherRequestsTakeTheHostPathAndMatchTheCpuEngine) {
   logprobs.sampling.top_logprobs = 2;
   GenerateRequest penalty = request(12, 0.8f, 30, 1.0f, 0.0f);
   penalty.sampling.presence_penalty = 1.5f;
-  GenerateRequest min_tokens = request(13, 1.0f, 0, 1.0f, 0.0f);
-  min_tokens.min_tokens = 3;
-  for (const GenerateRequest& r : {logprobs, penalty, min_tokens}) {
+  for (const GenerateRequest& r : {logprobs, penalty}) {
     const Gathered a = run_one(*cpu->engine, r);
     const Gathered b = run_one(*dev->engine, r);
     ASSERT_TRUE(b.error.ok()) << b.error.message();
     EXPECT_EQ(b.tokens[0].size(), 12u);
     EXPECT_EQ(b.tokens[0], a.tokens[0]);
   }
-  EXPECT_TRUE(eventually([&] { return dev->engine->stats().generation_tokens == 36; }));
+  EXPECT_TRUE(eventually([&] { return dev->engine->stats().generation_tokens == 24; }));
   EXPECT_EQ(dev->engine->stats().device_sampled_tokens, 0);
+}
+
+// min_tokens: the first min_tokens draws (eos / stop ids masked) run on the host, the rest on the
+// device, and the tokens are still the CPU engine's (one stream).
+TEST(EngineDeviceSampling, MinTokensMovesToTheDeviceOnceItsMaskLifts) {
+  auto cpu = open_engine("tiny", config());
+  auto dev = open_emulated(config());
+  ASSERT_TRUE(cpu && dev);
+  GenerateRequest r = request(13, 1.0f, 0, 1.0f, 0.0f);
+  r.min_tokens = 3;
+  r.stop_token_ids = {7, 11};  // masked for the first 3 tokens: the draws differ if ignored
+  const Gathered a = run_one(*cpu->engine, r);
+  const Gathered b = run_one(*dev->engine, r);
+  ASSERT_TRUE(b.error.ok()) << b.error.message();
+  EXPECT_EQ(b.tokens[0], a.tokens[0]);
+  const int64_t n = static_cast<int64_t>(a.tokens[0].size());
+  ASSERT_GE(n, 3);
+  EXPECT_TRUE(eventually([&] { return dev->engine->stats().generation_tokens == n; }));
+  EXPECT_EQ(dev->engine->stats().device_sampled_tokens, n - 3);
 }
 
 // A plain request batched with a logprobs one: the steps they share fall back to the host and
