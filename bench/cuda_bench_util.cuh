@@ -1,5 +1,6 @@
 // What every bench/cuda_*_bench shares: a fatal CUDA check, the device probe (`--probe`, exit 2
-// without a GPU), event timing of a launch, and the measured HBM floor (a 2 x 1 GiB copy).
+// without a GPU), event timing of a launch, device allocation, an NMSE cross-check, and the
+// measured HBM floor (a 2 x 1 GiB copy).
 // Invariant: benches print floors measured on the machine they run on, never datasheet peaks.
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 namespace tessera::bench {
 
@@ -63,6 +65,26 @@ double time_ms(Fn&& fn, int iters = 20) {
   cudaEventDestroy(a);
   cudaEventDestroy(b);
   return ms / iters;
+}
+
+// Device memory the bench never frees before exit (at least 256 bytes, so empty views work).
+inline void* dalloc(int64_t bytes) {
+  void* p = nullptr;
+  TB_CHECK_CUDA(cudaMalloc(&p, bytes > 256 ? bytes : 256));
+  return p;
+}
+
+// NMSE of `got` against `ref` (device f32 arrays of n values), for cross-checks between paths.
+inline double nmse_dev(const float* ref, const float* got, int64_t n) {
+  std::vector<float> a(n), b(n);
+  TB_CHECK_CUDA(cudaMemcpy(a.data(), ref, n * 4, cudaMemcpyDeviceToHost));
+  TB_CHECK_CUDA(cudaMemcpy(b.data(), got, n * 4, cudaMemcpyDeviceToHost));
+  double err = 0, den = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    err += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+    den += double(a[i]) * a[i];
+  }
+  return den > 0 ? err / den : err;
 }
 
 static __global__ void bench_copy_kernel(const float4* in, float4* out, int64_t n) {

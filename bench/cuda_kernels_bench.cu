@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda_bench_util.cuh"
 #include "kernels/cuda/attention/paged_attention.h"
 #include "kernels/cuda/elementwise/elementwise.h"
 #include "kernels/cuda/gemm/gemm.h"
@@ -22,15 +23,6 @@ namespace kc = tessera::kernels::cuda;
 using tessera::kernels::ElemType;
 
 namespace {
-
-#define CHECK_CUDA(expr)                                                                         \
-  do {                                                                                           \
-    const cudaError_t e_ = (expr);                                                               \
-    if (e_ != cudaSuccess) {                                                                     \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #expr, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                              \
-    }                                                                                            \
-  } while (0)
 
 __global__ void fill_kernel(uint16_t* p, int64_t n, uint32_t seed, bool fp8) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
@@ -44,53 +36,9 @@ __global__ void fill_kernel(uint16_t* p, int64_t n, uint32_t seed, bool fp8) {
   }
 }
 
-__global__ void copy_kernel(const float4* in, float4* out, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    out[i] = in[i];
-  }
-}
-
-void* dalloc(int64_t bytes) {
-  void* p = nullptr;
-  CHECK_CUDA(cudaMalloc(&p, bytes));
-  return p;
-}
-
-// NMSE of `got` against `ref` (device f32 arrays of n values), for the cross-checks.
-double nmse_dev(const float* ref, const float* got, int64_t n) {
-  std::vector<float> a(n), b(n);
-  CHECK_CUDA(cudaMemcpy(a.data(), ref, n * 4, cudaMemcpyDeviceToHost));
-  CHECK_CUDA(cudaMemcpy(b.data(), got, n * 4, cudaMemcpyDeviceToHost));
-  double err = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    err += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(a[i]) * a[i];
-  }
-  return den > 0 ? err / den : err;
-}
-
 void fill(void* p, int64_t bytes, uint32_t seed, bool fp8 = false) {
   fill_kernel<<<1024, 256>>>(static_cast<uint16_t*>(p), bytes / 2, seed, fp8);
-  CHECK_CUDA(cudaGetLastError());
-}
-
-// Median-free simple timing: warm-up once, then `iters` runs between two events.
-double time_ms(const std::function<cudaError_t()>& fn, int iters = 20) {
-  CHECK_CUDA(fn());
-  CHECK_CUDA(cudaDeviceSynchronize());
-  cudaEvent_t a, b;
-  CHECK_CUDA(cudaEventCreate(&a));
-  CHECK_CUDA(cudaEventCreate(&b));
-  CHECK_CUDA(cudaEventRecord(a));
-  for (int i = 0; i < iters; ++i) CHECK_CUDA(fn());
-  CHECK_CUDA(cudaEventRecord(b));
-  CHECK_CUDA(cudaEventSynchronize(b));
-  float ms = 0;
-  CHECK_CUDA(cudaEventElapsedTime(&ms, a, b));
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  return ms / iters;
+  TB_CHECK_CUDA(cudaGetLastError());
 }
 
 struct Row {
@@ -115,57 +63,38 @@ kc::RowLayout rows2(int64_t r, int64_t c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::printf("no GPU: %s\n", cudaGetErrorString(cudaGetLastError()));
-    return 2;
-  }
   cudaDeviceProp prop{};
-  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
-  std::printf("device: %s (sm_%d%d, %d SMs, %.0f GiB)\n", prop.name, prop.major, prop.minor,
-              prop.multiProcessorCount, prop.totalGlobalMem / double(1ull << 30));
-  if (argc > 1 && std::strcmp(argv[1], "--probe") == 0) return 0;
+  if (const int rc = tessera::bench::open_device(argc, argv, &prop); rc >= 0) return rc;
   std::vector<Row> rows;
 
-  // 1. HBM bandwidth floor: a 2 x 2 GiB copy.
-  const int64_t copy_bytes = 2ll << 30;
-  void* ca = dalloc(copy_bytes);
-  void* cb = dalloc(copy_bytes);
-  fill(ca, copy_bytes, 1);
-  const double copy_ms = time_ms([&] {
-    copy_kernel<<<prop.multiProcessorCount * 8, 512>>>(static_cast<float4*>(ca),
-                                                       static_cast<float4*>(cb), copy_bytes / 16);
-    return cudaGetLastError();
-  });
-  const double hbm = 2.0 * copy_bytes / copy_ms / 1e6;  // GB/s
-  rows.push_back({"copy 2 GiB (HBM floor)", copy_ms, hbm, "GB/s", hbm, "-"});
-  cudaFree(ca);
-  cudaFree(cb);
+  // 1. HBM bandwidth floor: a 2 x 1 GiB copy.
+  const double hbm = tessera::bench::measure_hbm_gbs(prop.multiProcessorCount);  // GB/s
+  rows.push_back({"copy 1 GiB (HBM floor)", 2.0 * (1ll << 30) / hbm / 1e6, hbm, "GB/s", hbm, "-"});
 
   // 2. Tensor peak: cuBLASLt bf16 8192^3.
   kc::LtContext* lt = nullptr;
-  CHECK_CUDA(kc::lt_create(&lt, 64ll << 20));
+  TB_CHECK_CUDA(kc::lt_create(&lt, 64ll << 20));
   const int64_t G = 8192;
-  void* ga = dalloc(G * G * 2);
-  void* gb = dalloc(G * G * 2);
-  float* gc = static_cast<float*>(dalloc(G * G * 4));
+  void* ga = tessera::bench::dalloc(G * G * 2);
+  void* gb = tessera::bench::dalloc(G * G * 2);
+  float* gc = static_cast<float*>(tessera::bench::dalloc(G * G * 4));
   fill(ga, G * G * 2, 2);
   fill(gb, G * G * 2, 3);
-  const double gemm_ms = time_ms(
+  const double gemm_ms = tessera::bench::time_ms(
       [&] { return kc::lt_gemm(lt, ElemType::kBF16, ga, G, gb, G, gc, G, G, G, G, nullptr); }, 10);
   const double peak = 2.0 * G * G * G / gemm_ms / 1e9;  // TFLOP/s
   rows.push_back({"cuBLASLt bf16 8192^3 (peak)", gemm_ms, peak, "TFLOP/s", peak, "-"});
   // Our bf16 GEMM is the cuBLASLt path itself; a decode-shaped one shows the small-M regime.
-  const double gemv_ms = time_ms(
+  const double gemv_ms = tessera::bench::time_ms(
       [&] { return kc::lt_gemm(lt, ElemType::kBF16, ga, G, gb, G, gc, G, 16, G, G, nullptr); });
   rows.push_back({"bf16 gemm M=16 N=K=8192", gemv_ms, G * G * 2.0 / gemv_ms / 1e6, "GB/s", hbm,
                   ">= 0.95x cuBLAS (it is cuBLASLt)"});
 
   // 3. FP8: cuBLASLt per-tensor baseline and the block-scaled kernel, 8192^3.
-  float* scales = static_cast<float*>(dalloc(G * (G / 128) * 4));
+  float* scales = static_cast<float*>(tessera::bench::dalloc(G * (G / 128) * 4));
   {
     std::vector<float> ones(G * (G / 128), 1.0f);
-    CHECK_CUDA(cudaMemcpy(scales, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
+    TB_CHECK_CUDA(cudaMemcpy(scales, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
   }
   fill(ga, G * G, 4, true);
   fill(gb, G * G, 5, true);
@@ -173,7 +102,7 @@ int main(int argc, char** argv) {
       kc::lt_gemm_fp8(lt, static_cast<uint8_t*>(ga), G, scales, static_cast<uint8_t*>(gb), G,
                       scales, gc, G, G, G, G, nullptr);
   if (fp8_err == cudaSuccess) {
-    const double ms = time_ms(
+    const double ms = tessera::bench::time_ms(
         [&] {
           return kc::lt_gemm_fp8(lt, static_cast<uint8_t*>(ga), G, scales,
                                  static_cast<uint8_t*>(gb), G, scales, gc, G, G, G, G, nullptr);
@@ -196,41 +125,42 @@ int main(int argc, char** argv) {
       if (r.name.rfind("cuBLASLt fp8", 0) == 0) fp8_peak = r.achieved;
     }
     const int64_t maxM = 4096, maxK = 18432, maxN = 24576;
-    float* x = static_cast<float*>(dalloc(maxM * maxK * 4));
-    uint8_t* xq = static_cast<uint8_t*>(dalloc(maxM * maxK));
-    uint8_t* xq_lo = static_cast<uint8_t*>(dalloc(16 * maxK));
-    float* xs = static_cast<float*>(dalloc(maxM * (maxK / 128) * 4));
-    uint8_t* w = static_cast<uint8_t*>(dalloc(maxN * 7168));
-    float* ws = static_cast<float*>(dalloc((maxN / 128) * (maxK / 128) * 4));
-    float* out = static_cast<float*>(dalloc(maxM * maxN * 4));
-    float* out2 = static_cast<float*>(dalloc(maxM * maxN * 4));  // the CUDA-core cross-check
+    float* x = static_cast<float*>(tessera::bench::dalloc(maxM * maxK * 4));
+    uint8_t* xq = static_cast<uint8_t*>(tessera::bench::dalloc(maxM * maxK));
+    uint8_t* xq_lo = static_cast<uint8_t*>(tessera::bench::dalloc(16 * maxK));
+    float* xs = static_cast<float*>(tessera::bench::dalloc(maxM * (maxK / 128) * 4));
+    uint8_t* w = static_cast<uint8_t*>(tessera::bench::dalloc(maxN * 7168));
+    float* ws = static_cast<float*>(tessera::bench::dalloc((maxN / 128) * (maxK / 128) * 4));
+    float* out = static_cast<float*>(tessera::bench::dalloc(maxM * maxN * 4));
+    float* out2 =
+        static_cast<float*>(tessera::bench::dalloc(maxM * maxN * 4));  // the CUDA-core cross-check
     fill(x, maxM * maxK * 4, 8);
     fill(w, maxN * 7168, 9, true);
     {
       std::vector<float> v((maxN / 128) * (maxK / 128), 0.01f);
-      CHECK_CUDA(cudaMemcpy(ws, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
+      TB_CHECK_CUDA(cudaMemcpy(ws, v.data(), v.size() * 4, cudaMemcpyHostToDevice));
     }
     const int sms = prop.multiProcessorCount;
-    void* split_ws = dalloc(256ll << 20);
-    const double q_ms = time_ms([&] {
+    void* split_ws = tessera::bench::dalloc(256ll << 20);
+    const double q_ms = tessera::bench::time_ms([&] {
       return kc::quantize_fp8_rows(x, 7168, 4096, 7168, xq, nullptr, 7168, xs, 56, nullptr);
     });
     rows.push_back(
         {"fp8 quantise x 4096x7168", q_ms, 4096 * 7168 * 5.0 / q_ms / 1e6, "GB/s", hbm, "-"});
     auto bench = [&](const std::string& name, int64_t M, int64_t N, int64_t K, bool cuda_core) {
       if (N * K > maxN * 7168) return;  // NOTE: weight buffer sized for the listed shapes
-      CHECK_CUDA(kc::quantize_fp8_rows(x, K, M, K, xq, M <= 16 ? xq_lo : nullptr, K, xs, K / 128,
-                                       nullptr));
+      TB_CHECK_CUDA(kc::quantize_fp8_rows(x, K, M, K, xq, M <= 16 ? xq_lo : nullptr, K, xs, K / 128,
+                                          nullptr));
       kc::Fp8BlockGemm g{
           xq, K, M <= 16 ? xq_lo : nullptr, xs, K / 128, w, K, ws, K / 128, out, N, M, N, K};
       const double flop = 2.0 * M * N * K;
       double lt_ms = -1;
       if (kc::lt_gemm_fp8(lt, xq, K, ws, w, K, ws, out, N, M, N, K, nullptr) == cudaSuccess) {
-        lt_ms = time_ms(
+        lt_ms = tessera::bench::time_ms(
             [&] { return kc::lt_gemm_fp8(lt, xq, K, ws, w, K, ws, out, N, M, N, K, nullptr); }, 10);
       }
       const int64_t need = kc::gemm_fp8_block_workspace_bytes(M, N, K, sms);
-      const double ms = time_ms(
+      const double ms = tessera::bench::time_ms(
           [&] {
             return kc::gemm_fp8_block_scaled(g, kc::Fp8GemmPath::kAuto, sms,
                                              need <= (256ll << 20) ? split_ws : nullptr, nullptr);
@@ -239,16 +169,17 @@ int main(int argc, char** argv) {
       // Same math on CUDA cores (its per-group sums in another order): NMSE ~1e-12 expected.
       kc::Fp8BlockGemm g2 = g;
       g2.out = out2;
-      CHECK_CUDA(kc::gemm_fp8_block_scaled(g2, kc::Fp8GemmPath::kCudaCore, sms, nullptr, nullptr));
-      CHECK_CUDA(cudaDeviceSynchronize());
-      const double err = nmse_dev(out2, out, M * N);
+      TB_CHECK_CUDA(
+          kc::gemm_fp8_block_scaled(g2, kc::Fp8GemmPath::kCudaCore, sms, nullptr, nullptr));
+      TB_CHECK_CUDA(cudaDeviceSynchronize());
+      const double err = tessera::bench::nmse_dev(out2, out, M * N);
       char target[128];
       std::snprintf(target, sizeof(target),
                     "cuBLASLt fp8 %.1f TFLOP/s; weights %.0f GB/s; vs cuda-core NMSE %.1e",
                     lt_ms > 0 ? flop / lt_ms / 1e9 : 0.0, N * K / ms / 1e6, err);
       rows.push_back({"fp8 mma " + name, ms, flop / ms / 1e9, "TFLOP/s", fp8_peak, target});
       if (cuda_core) {
-        const double cc = time_ms(
+        const double cc = tessera::bench::time_ms(
             [&] {
               return kc::gemm_fp8_block_scaled(g2, kc::Fp8GemmPath::kCudaCore, sms, nullptr,
                                                nullptr);
@@ -278,7 +209,7 @@ int main(int argc, char** argv) {
     // mma.sync (forced through Fp8GemmPath) and cuBLASLt per-tensor FP8; NMSE wgmma vs mma.sync.
     auto bench_wgmma = [&](const std::string& name, int64_t M, int64_t N, int64_t K) {
       if (N * K > maxN * 7168 || M * K > maxM * maxK || M * N > maxM * maxN) return;
-      CHECK_CUDA(kc::quantize_fp8_rows(x, K, M, K, xq, nullptr, K, xs, K / 128, nullptr));
+      TB_CHECK_CUDA(kc::quantize_fp8_rows(x, K, M, K, xq, nullptr, K, xs, K / 128, nullptr));
       kc::Fp8BlockGemm g{xq, K, nullptr, xs, K / 128, w, K, ws, K / 128, out, N, M, N, K};
       const cudaError_t first =
           kc::gemm_fp8_block_scaled(g, kc::Fp8GemmPath::kWgmma, sms, nullptr, nullptr);
@@ -287,27 +218,27 @@ int main(int argc, char** argv) {
         return;
       }
       const double flop = 2.0 * M * N * K;
-      const double ms = time_ms(
+      const double ms = tessera::bench::time_ms(
           [&] {
             return kc::gemm_fp8_block_scaled(g, kc::Fp8GemmPath::kWgmma, sms, nullptr, nullptr);
           },
           10);
       double lt_ms = -1;  // cuBLASLt first: out2 ends up holding the mma.sync result
       if (kc::lt_gemm_fp8(lt, xq, K, ws, w, K, ws, out2, N, M, N, K, nullptr) == cudaSuccess) {
-        lt_ms = time_ms(
+        lt_ms = tessera::bench::time_ms(
             [&] { return kc::lt_gemm_fp8(lt, xq, K, ws, w, K, ws, out2, N, M, N, K, nullptr); },
             10);
       }
       kc::Fp8BlockGemm g2 = g;
       g2.out = out2;
-      const double mma_ms = time_ms(
+      const double mma_ms = tessera::bench::time_ms(
           [&] {
             return kc::gemm_fp8_block_scaled(g2, kc::Fp8GemmPath::kTensorCore, sms, nullptr,
                                              nullptr);
           },
           10);
-      CHECK_CUDA(cudaDeviceSynchronize());
-      const double err = nmse_dev(out2, out, M * N);
+      TB_CHECK_CUDA(cudaDeviceSynchronize());
+      const double err = tessera::bench::nmse_dev(out2, out, M * N);
       char target[160];
       std::snprintf(target, sizeof(target),
                     ">= 1200; mma.sync %.1f, cuBLASLt fp8 %.1f TFLOP/s; vs mma.sync NMSE %.1e",
@@ -334,22 +265,22 @@ int main(int argc, char** argv) {
     const int64_t seqs = 8, hq = 32, hkv = 8, d = 128, bs = 16, ctx = 32768;
     const int64_t blocks_per_seq = ctx / bs, num_blocks = seqs * blocks_per_seq;
     const int64_t kv_bytes = num_blocks * bs * hkv * d * 2;
-    void* k = dalloc(kv_bytes);
-    void* v = dalloc(kv_bytes);
+    void* k = tessera::bench::dalloc(kv_bytes);
+    void* v = tessera::bench::dalloc(kv_bytes);
     fill(k, kv_bytes, 6);
     fill(v, kv_bytes, 7);
-    float* q = static_cast<float*>(dalloc(seqs * hq * d * 4));
-    float* o = static_cast<float*>(dalloc(seqs * hq * d * 4));
-    CHECK_CUDA(cudaMemset(q, 0, seqs * hq * d * 4));
+    float* q = static_cast<float*>(tessera::bench::dalloc(seqs * hq * d * 4));
+    float* o = static_cast<float*>(tessera::bench::dalloc(seqs * hq * d * 4));
+    TB_CHECK_CUDA(cudaMemset(q, 0, seqs * hq * d * 4));
     std::vector<int32_t> qs(seqs + 1), lens(seqs, ctx), table(num_blocks);
     for (int64_t s = 0; s <= seqs; ++s) qs[s] = int32_t(s);
     for (int64_t i = 0; i < num_blocks; ++i) table[i] = int32_t((i * 7919) % num_blocks);
-    int32_t* dqs = static_cast<int32_t*>(dalloc(qs.size() * 4));
-    int32_t* dlens = static_cast<int32_t*>(dalloc(lens.size() * 4));
-    int32_t* dtable = static_cast<int32_t*>(dalloc(table.size() * 4));
-    CHECK_CUDA(cudaMemcpy(dqs, qs.data(), qs.size() * 4, cudaMemcpyHostToDevice));
-    CHECK_CUDA(cudaMemcpy(dlens, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
-    CHECK_CUDA(cudaMemcpy(dtable, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
+    int32_t* dqs = static_cast<int32_t*>(tessera::bench::dalloc(qs.size() * 4));
+    int32_t* dlens = static_cast<int32_t*>(tessera::bench::dalloc(lens.size() * 4));
+    int32_t* dtable = static_cast<int32_t*>(tessera::bench::dalloc(table.size() * 4));
+    TB_CHECK_CUDA(cudaMemcpy(dqs, qs.data(), qs.size() * 4, cudaMemcpyHostToDevice));
+    TB_CHECK_CUDA(cudaMemcpy(dlens, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
+    TB_CHECK_CUDA(cudaMemcpy(dtable, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
     kc::PagedAttentionParams p{};
     p.q = q;
     p.q_tok = hq * d;
@@ -376,9 +307,9 @@ int main(int argc, char** argv) {
     p.bt_stride = blocks_per_seq;
     p.scale = 0.088f;
     kc::choose_paged_attention_split(p, ctx, prop.multiProcessorCount, 256ll << 20);
-    p.workspace = dalloc(
+    p.workspace = tessera::bench::dalloc(
         std::max<int64_t>(16, kc::paged_attention_workspace_bytes(seqs, hq, d, p.num_partitions)));
-    const double ms = time_ms([&] { return kc::paged_attention(p, nullptr); });
+    const double ms = tessera::bench::time_ms([&] { return kc::paged_attention(p, nullptr); });
     rows.push_back({"paged decode 32K f16 GQA4 x8 seqs", ms, 2.0 * kv_bytes / ms / 1e6, "GB/s", hbm,
                     ">= 85% HBM"});
     for (void* ptr : {k, v, static_cast<void*>(q), static_cast<void*>(o), static_cast<void*>(dqs),
@@ -392,21 +323,21 @@ int main(int argc, char** argv) {
   {
     const int64_t T = 4096, hq = 32, hkv = 8, d = 128, bs = 16, nb = T / bs;
     const int64_t kv_bytes = nb * bs * hkv * d * 2;
-    void* k = dalloc(kv_bytes);
-    void* v = dalloc(kv_bytes);
+    void* k = tessera::bench::dalloc(kv_bytes);
+    void* v = tessera::bench::dalloc(kv_bytes);
     fill(k, kv_bytes, 10);
     fill(v, kv_bytes, 11);
-    float* q = static_cast<float*>(dalloc(T * hq * d * 4));
-    float* o = static_cast<float*>(dalloc(T * hq * d * 4));
+    float* q = static_cast<float*>(tessera::bench::dalloc(T * hq * d * 4));
+    float* o = static_cast<float*>(tessera::bench::dalloc(T * hq * d * 4));
     fill(q, T * hq * d * 4, 12);
     std::vector<int32_t> qs = {0, int32_t(T)}, lens = {int32_t(T)}, table(nb);
     for (int64_t i = 0; i < nb; ++i) table[i] = int32_t((i * 37) % nb);
-    int32_t* dqs = static_cast<int32_t*>(dalloc(8));
-    int32_t* dlens = static_cast<int32_t*>(dalloc(4));
-    int32_t* dtable = static_cast<int32_t*>(dalloc(nb * 4));
-    CHECK_CUDA(cudaMemcpy(dqs, qs.data(), 8, cudaMemcpyHostToDevice));
-    CHECK_CUDA(cudaMemcpy(dlens, lens.data(), 4, cudaMemcpyHostToDevice));
-    CHECK_CUDA(cudaMemcpy(dtable, table.data(), nb * 4, cudaMemcpyHostToDevice));
+    int32_t* dqs = static_cast<int32_t*>(tessera::bench::dalloc(8));
+    int32_t* dlens = static_cast<int32_t*>(tessera::bench::dalloc(4));
+    int32_t* dtable = static_cast<int32_t*>(tessera::bench::dalloc(nb * 4));
+    TB_CHECK_CUDA(cudaMemcpy(dqs, qs.data(), 8, cudaMemcpyHostToDevice));
+    TB_CHECK_CUDA(cudaMemcpy(dlens, lens.data(), 4, cudaMemcpyHostToDevice));
+    TB_CHECK_CUDA(cudaMemcpy(dtable, table.data(), nb * 4, cudaMemcpyHostToDevice));
     kc::PagedAttentionParams p{};
     p.q = q;
     p.q_tok = hq * d;
@@ -434,13 +365,15 @@ int main(int argc, char** argv) {
     p.scale = 0.088f;
     const double flop = 4.0 * hq * d * (T * (T + 1) / 2.0);
     const bool flash = kc::flash_prefill_supported(p);
-    const double ms = time_ms([&] { return kc::paged_attention(p, nullptr); }, 5);
-    float* o2 = static_cast<float*>(dalloc(T * hq * d * 4));
+    const double ms = tessera::bench::time_ms([&] { return kc::paged_attention(p, nullptr); }, 5);
+    float* o2 = static_cast<float*>(tessera::bench::dalloc(T * hq * d * 4));
     p.allow_flash = false;
     p.out = o2;
-    const double old_ms = time_ms([&] { return kc::paged_attention(p, nullptr); }, 2);
+    const double old_ms =
+        tessera::bench::time_ms([&] { return kc::paged_attention(p, nullptr); }, 2);
     char target[64];
-    std::snprintf(target, sizeof(target), "vs split-K NMSE %.1e", nmse_dev(o2, o, T * hq * d));
+    std::snprintf(target, sizeof(target), "vs split-K NMSE %.1e",
+                  tessera::bench::nmse_dev(o2, o, T * hq * d));
     rows.push_back({flash ? "prefill 4096 f16 GQA4 d128 (flash)" : "prefill 4096 (no flash!)", ms,
                     flop / ms / 1e9, "TFLOP/s", peak, target});
     rows.push_back({"prefill 4096 f16 GQA4 d128 (split-K)", old_ms, flop / old_ms / 1e9, "TFLOP/s",
@@ -455,17 +388,18 @@ int main(int argc, char** argv) {
   // 5. rms_norm and silu_mul on 4096 x 8192 f32 (memory-bound).
   {
     const int64_t r = 4096, c = 8192, bytes = r * c * 4;
-    float* a = static_cast<float*>(dalloc(bytes));
-    float* b = static_cast<float*>(dalloc(bytes));
-    float* out = static_cast<float*>(dalloc(bytes));
-    float* wgt = static_cast<float*>(dalloc(c * 4));
-    CHECK_CUDA(cudaMemset(a, 0x3f, bytes));
-    CHECK_CUDA(cudaMemset(b, 0x3f, bytes));
-    CHECK_CUDA(cudaMemset(wgt, 0x3f, c * 4));
+    float* a = static_cast<float*>(tessera::bench::dalloc(bytes));
+    float* b = static_cast<float*>(tessera::bench::dalloc(bytes));
+    float* out = static_cast<float*>(tessera::bench::dalloc(bytes));
+    float* wgt = static_cast<float*>(tessera::bench::dalloc(c * 4));
+    TB_CHECK_CUDA(cudaMemset(a, 0x3f, bytes));
+    TB_CHECK_CUDA(cudaMemset(b, 0x3f, bytes));
+    TB_CHECK_CUDA(cudaMemset(wgt, 0x3f, c * 4));
     const kc::RowLayout l = rows2(r, c);
-    double ms = time_ms([&] { return kc::rms_norm(a, l, wgt, 1e-6f, out, l, nullptr); });
+    double ms =
+        tessera::bench::time_ms([&] { return kc::rms_norm(a, l, wgt, 1e-6f, out, l, nullptr); });
     rows.push_back({"rms_norm 4096x8192 f32", ms, 2.0 * bytes / ms / 1e6, "GB/s", hbm, "-"});
-    ms = time_ms([&] { return kc::silu_mul(a, l, b, l, out, l, nullptr); });
+    ms = tessera::bench::time_ms([&] { return kc::silu_mul(a, l, b, l, out, l, nullptr); });
     rows.push_back({"silu_mul 4096x8192 f32", ms, 3.0 * bytes / ms / 1e6, "GB/s", hbm, "-"});
     for (float* ptr : {a, b, out, wgt}) cudaFree(ptr);
   }

@@ -44,24 +44,6 @@ __global__ void fill_f32(float* p, int64_t n, uint32_t seed) {
   }
 }
 
-void* dalloc(int64_t bytes) {
-  void* p = nullptr;
-  TB_CHECK_CUDA(cudaMalloc(&p, bytes));
-  return p;
-}
-
-double nmse_dev(const float* ref, const float* got, int64_t n) {
-  std::vector<float> a(n), b(n);
-  TB_CHECK_CUDA(cudaMemcpy(a.data(), ref, n * 4, cudaMemcpyDeviceToHost));
-  TB_CHECK_CUDA(cudaMemcpy(b.data(), got, n * 4, cudaMemcpyDeviceToHost));
-  double err = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    err += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(a[i]) * a[i];
-  }
-  return den > 0 ? err / den : err;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -76,20 +58,20 @@ int main(int argc, char** argv) {
   const int64_t H = 128, D = 576, Dv = 512, bs = 16;
   const int64_t max_batch = 64, max_ctx = 32768;
   const int64_t blocks_per_seq = max_ctx / bs, num_blocks = max_batch * blocks_per_seq;
-  void* cache = dalloc(num_blocks * bs * D * 2);
+  void* cache = tessera::bench::dalloc(num_blocks * bs * D * 2);
   fill_bf16<<<4096, 256>>>(static_cast<uint16_t*>(cache), num_blocks * bs * D, 2);
-  float* q = static_cast<float*>(dalloc(max_batch * H * D * 4));
+  float* q = static_cast<float*>(tessera::bench::dalloc(max_batch * H * D * 4));
   fill_f32<<<1024, 256>>>(q, max_batch * H * D, 3);
-  float* out_mla = static_cast<float*>(dalloc(max_batch * H * Dv * 4));
-  float* out_gen = static_cast<float*>(dalloc(max_batch * H * Dv * 4));
+  float* out_mla = static_cast<float*>(tessera::bench::dalloc(max_batch * H * Dv * 4));
+  float* out_gen = static_cast<float*>(tessera::bench::dalloc(max_batch * H * Dv * 4));
   std::vector<int32_t> table(num_blocks);
   for (int64_t i = 0; i < num_blocks; ++i) table[i] = int32_t((i * 7919) % num_blocks);
-  int32_t* dtable = static_cast<int32_t*>(dalloc(num_blocks * 4));
+  int32_t* dtable = static_cast<int32_t*>(tessera::bench::dalloc(num_blocks * 4));
   TB_CHECK_CUDA(cudaMemcpy(dtable, table.data(), num_blocks * 4, cudaMemcpyHostToDevice));
-  int32_t* dqs = static_cast<int32_t*>(dalloc((max_batch + 1) * 4));
-  int32_t* dlens = static_cast<int32_t*>(dalloc(max_batch * 4));
+  int32_t* dqs = static_cast<int32_t*>(tessera::bench::dalloc((max_batch + 1) * 4));
+  int32_t* dlens = static_cast<int32_t*>(tessera::bench::dalloc(max_batch * 4));
   const int64_t max_ws = 1ll << 30;
-  void* ws = dalloc(max_ws);
+  void* ws = tessera::bench::dalloc(max_ws);
 
   std::printf("%-24s %10s %9s %8s %8s %10s %9s %9s\n", "shape (bf16 latent)", "mla ms", "GB/s",
               "HBM %", "TFLOP/s", "generic ms", "speedup", "NMSE");
@@ -142,7 +124,7 @@ int main(int argc, char** argv) {
         kc::choose_paged_attention_split(pg, ctx, prop.multiProcessorCount, max_ws);
         gen_ms = tessera::bench::time_ms([&] { return kc::paged_attention(pg, nullptr); }, iters);
         TB_CHECK_CUDA(cudaDeviceSynchronize());
-        err = nmse_dev(out_gen, out_mla, batch * H * Dv);
+        err = tessera::bench::nmse_dev(out_gen, out_mla, batch * H * Dv);
       }
       char name[64];
       std::snprintf(name, sizeof(name), "ctx %lldK batch %lld%s", (long long)(ctx / 1024),

@@ -43,12 +43,6 @@ __global__ void fill_kernel(void* p, int64_t n, uint32_t seed, Fill kind) {
   }
 }
 
-void* dalloc(int64_t bytes) {
-  void* p = nullptr;
-  TB_CHECK_CUDA(cudaMalloc(&p, std::max<int64_t>(bytes, 256)));
-  return p;
-}
-
 void fill(void* p, int64_t n, uint32_t seed, Fill kind) {
   fill_kernel<<<1024, 256>>>(p, n, seed, kind);
   TB_CHECK_CUDA(cudaGetLastError());
@@ -102,12 +96,12 @@ void bench_model(const Model& m, const Floors& f) {
   };
   const Gemm gemms[] = {{"gate_up", 2 * I, H}, {"down", H, I}};
   const int64_t max_nk = std::max(2 * I * H, H * I);
-  void* w_bf16 = dalloc(E * max_nk * 2);
-  void* w_fp8 = dalloc(E * max_nk);
+  void* w_bf16 = tessera::bench::dalloc(E * max_nk * 2);
+  void* w_fp8 = tessera::bench::dalloc(E * max_nk);
   fill(w_bf16, E * max_nk, 11, Fill::kBF16);
   fill(w_fp8, E * max_nk, 12, Fill::kFP8);
   const int64_t max_scales = E * ((2 * I + 127) / 128 + 1) * ((H + 127) / 128 + 1);
-  float* scales = static_cast<float*>(dalloc(max_scales * 4));
+  float* scales = static_cast<float*>(tessera::bench::dalloc(max_scales * 4));
   {
     std::vector<float> s(max_scales);
     std::mt19937 rng(3);
@@ -115,19 +109,20 @@ void bench_model(const Model& m, const Floors& f) {
     TB_CHECK_CUDA(cudaMemcpy(scales, s.data(), s.size() * 4, cudaMemcpyHostToDevice));
   }
   const int64_t max_t = 256;
-  float* bias = static_cast<float*>(dalloc(E * 4));
+  float* bias = static_cast<float*>(tessera::bench::dalloc(E * 4));
   fill(bias, E, 13, Fill::kF32);
-  float* logits = static_cast<float*>(dalloc(max_t * E * 4));
+  float* logits = static_cast<float*>(tessera::bench::dalloc(max_t * E * 4));
   fill(logits, max_t * E, 14, Fill::kF32);
-  int32_t* ids = static_cast<int32_t*>(dalloc(max_t * m.top_k * 4));
-  float* weights = static_cast<float*>(dalloc(max_t * m.top_k * 4));
+  int32_t* ids = static_cast<int32_t*>(tessera::bench::dalloc(max_t * m.top_k * 4));
+  float* weights = static_cast<float*>(tessera::bench::dalloc(max_t * m.top_k * 4));
   const int64_t max_n = std::max(2 * I, H), max_k = std::max(I, H);
-  float* x = static_cast<float*>(dalloc(max_t * max_k * 4));
+  float* x = static_cast<float*>(tessera::bench::dalloc(max_t * max_k * 4));
   fill(x, max_t * max_k, 15, Fill::kF32);
-  float* out = static_cast<float*>(dalloc(max_t * m.top_k * max_n * 4));
-  float* out_check = static_cast<float*>(dalloc(max_t * m.top_k * max_n * 4));
-  float* combined = static_cast<float*>(dalloc(max_t * H * 4));
-  void* workspace = dalloc(kc::moe_grouped_gemm_workspace_bytes(max_t * m.top_k, E));
+  float* out = static_cast<float*>(tessera::bench::dalloc(max_t * m.top_k * max_n * 4));
+  float* out_check = static_cast<float*>(tessera::bench::dalloc(max_t * m.top_k * max_n * 4));
+  float* combined = static_cast<float*>(tessera::bench::dalloc(max_t * H * 4));
+  void* workspace =
+      tessera::bench::dalloc(kc::moe_grouped_gemm_workspace_bytes(max_t * m.top_k, E));
 
   kc::moe::RouteParams rp;
   rp.sigmoid = m.sigmoid;
@@ -224,9 +219,9 @@ int main(int argc, char** argv) {
     kc::LtContext* lt = nullptr;
     TB_CHECK_CUDA(kc::lt_create(&lt, 64ll << 20));
     const int64_t G = 8192;
-    void* a = dalloc(G * G * 2);
-    void* b = dalloc(G * G * 2);
-    float* c = static_cast<float*>(dalloc(G * G * 4));
+    void* a = tessera::bench::dalloc(G * G * 2);
+    void* b = tessera::bench::dalloc(G * G * 2);
+    float* c = static_cast<float*>(tessera::bench::dalloc(G * G * 4));
     fill(a, G * G, 2, Fill::kBF16);
     fill(b, G * G, 3, Fill::kBF16);
     const double ms = tessera::bench::time_ms(

@@ -7,13 +7,16 @@
 #include <cmath>
 #include <string>
 
+#include "src/backend/op_checks_common.h"
+
 namespace tessera::backend {
 namespace {
 
 bool is_plain_float(DType t) { return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16; }
 
-// Present, `ndim` dims, innermost contiguous, strides whole positive multiples of the element
-// (or block) size, and no dim empty unless allowed.
+}  // namespace
+
+// The shared checks of src/backend/op_checks_common.h.
 Status check_layout(std::string_view op, std::string_view name, const Tensor& t, int min_ndim,
                     int max_ndim) {
   if (t.empty()) return invalid_argument("{}: {} has no data", op, name);
@@ -66,6 +69,8 @@ Status check_same_shape(std::string_view op, std::string_view a_name, const Tens
   }
   return Status::ok_status();
 }
+
+namespace {
 
 Status check_elementwise_f32(std::string_view op, std::string_view a_name, const Tensor& a,
                              std::string_view b_name, const Tensor& b, const Tensor& out) {

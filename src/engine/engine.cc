@@ -457,7 +457,9 @@ sampling::TokenChoice EngineImpl::next_token(RequestState& state, int32_t choice
   if (drawn != nullptr) {
     c.sampler->skip_step();  // the draw Backend::sample made from this stream
     ++device_sampled_tokens_;
-    return {.token = *drawn};
+    sampling::TokenChoice t;
+    t.token = *drawn;
+    return t;
   }
   return c.sampler->sample(row, state.masked_ids(choice), grammar_mask(state, choice));
 }

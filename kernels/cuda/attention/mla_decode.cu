@@ -16,6 +16,8 @@
 #include "kernels/cuda/attention/flash_tile_logic.h"
 #include "kernels/cuda/attention/mla_decode_logic.h"
 #include "kernels/cuda/attention/paged_attention.h"
+#include "kernels/cuda/common/device_utils.cuh"
+#include "kernels/cuda/common/mma.cuh"
 
 namespace tessera::kernels::cuda {
 namespace {
@@ -25,79 +27,6 @@ using mla::kPitch;
 using mla::kSPitch;
 using mla::kThreads;
 
-template <typename T>
-__device__ __forceinline__ T from_f32(float v) {
-  if constexpr (std::is_same_v<T, __half>) {
-    return __float2half_rn(v);
-  } else {
-    return __float2bfloat16_rn(v);
-  }
-}
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ uint16_t bits16(__half v) { return __half_as_ushort(v); }
-__device__ __forceinline__ uint16_t bits16(__nv_bfloat16 v) { return __bfloat16_as_ushort(v); }
-
-// (a, b) -> packed hi pair and packed lo pair (the rounding residuals), a + b ~ hi + lo.
-template <typename T>
-__device__ __forceinline__ void split2(float a, float b, uint32_t& hi, uint32_t& lo) {
-  const T ha = from_f32<T>(a), hb = from_f32<T>(b);
-  const T la = from_f32<T>(a - to_f32(ha)), lb = from_f32<T>(b - to_f32(hb));
-  hi = static_cast<uint32_t>(bits16(ha)) | (static_cast<uint32_t>(bits16(hb)) << 16);
-  lo = static_cast<uint32_t>(bits16(la)) | (static_cast<uint32_t>(bits16(lb)) << 16);
-}
-
-__device__ __forceinline__ uint32_t saddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr(dst)), "l"(src),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(saddr(p)));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(saddr(p)));
-}
-
-template <typename T>
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-        "{%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-        "{%8, %9}, {%0, %1, %2, %3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-#endif
-}
-
-// The sequence owning packed row t: the last s with query_start[s] <= t (empty ones skipped).
-__device__ int find_seq_of(const int32_t* query_start, int64_t num_seqs, int64_t t) {
-  int64_t lo = 0, hi = num_seqs;
-  while (hi - lo > 1) {
-    const int64_t mid = (lo + hi) / 2;
-    if (query_start[mid] <= t)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  while (lo + 1 < num_seqs && query_start[lo + 1] <= t) ++lo;
-  return static_cast<int>(lo);
-}
 
 // Latent rows [kt0, kt0 + kKeys) into a stage: 16-byte chunks of the first kd16 * 16 columns;
 // keys >= end and columns >= D are zero-filled (so P V never meets uninitialised values).
@@ -139,7 +68,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int64_t t = blockIdx.x;
   const int part = blockIdx.y;
   const int64_t h0 = static_cast<int64_t>(blockIdx.z) * kRowsCta;
-  const int s = find_seq_of(p.query_start, p.num_seqs, t);
+  const int s = find_seq(p.query_start, p.num_seqs, t);
   const int64_t num_keys =
       p.positions ? p.positions[t] + 1
                   : flash::key_limit(p.seq_lens[s], p.query_start[s + 1] - p.query_start[s],

@@ -23,21 +23,6 @@ constexpr int kMaxVPerThread = 4;  // Dv <= kThreads * 4 = 512
 
 __device__ __forceinline__ int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-// The sequence owning packed row t: the last s with query_start[s] <= t.
-__device__ int find_seq(const int32_t* query_start, int64_t num_seqs, int64_t t) {
-  int64_t lo = 0, hi = num_seqs;  // invariant: query_start[lo] <= t < query_start[hi]
-  while (hi - lo > 1) {
-    const int64_t mid = (lo + hi) / 2;
-    if (query_start[mid] <= t)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  // Empty sequences share their start with the next one; skip forward past them.
-  while (lo + 1 < num_seqs && query_start[lo + 1] <= t) ++lo;
-  return static_cast<int>(lo);
-}
-
 __device__ int64_t num_keys_of(const PagedAttentionParams& p, int64_t t) {
   if (p.positions) return p.positions[t] + 1;
   const int s = find_seq(p.query_start, p.num_seqs, t);

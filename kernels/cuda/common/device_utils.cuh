@@ -22,6 +22,22 @@ __device__ __forceinline__ int64_t row_offset(const RowLayout& l, int64_t r) {
   return off;
 }
 
+// The sequence of a packed batch (DESIGN.md "One step's batch") owning token row t: the last s
+// with query_start[s] <= t (query_start [num_seqs + 1]).
+__device__ __forceinline__ int find_seq(const int32_t* query_start, int64_t num_seqs, int64_t t) {
+  int64_t lo = 0, hi = num_seqs;  // invariant: query_start[lo] <= t < query_start[hi]
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    if (query_start[mid] <= t)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  // Empty sequences share their start with the next one; skip forward past them.
+  while (lo + 1 < num_seqs && query_start[lo + 1] <= t) ++lo;
+  return static_cast<int>(lo);
+}
+
 __device__ __forceinline__ float load_f32(const float* p) { return *p; }
 __device__ __forceinline__ float load_f32(const __half* p) { return __half2float(*p); }
 __device__ __forceinline__ float load_f32(const __nv_bfloat16* p) { return __bfloat162float(*p); }

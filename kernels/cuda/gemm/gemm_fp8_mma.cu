@@ -8,6 +8,7 @@
 // or past M/N are zero-filled, never read from global memory.
 #include <cuda_runtime.h>
 
+#include "kernels/cuda/common/mma.cuh"
 #include "kernels/cuda/gemm/fp8_block_logic.h"
 #include "kernels/cuda/gemm/gemm_fp8_internal.h"
 
@@ -39,24 +40,6 @@ using Small = Cfg<1, 8, 1, 2, true>;   // 16 x 128, warp tile 16 x 16, hi + lo a
 #endif
 
 #ifdef TESSERA_FP8_MMA
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-// 16 bytes global -> shared; bytes past `src_bytes` (0..16) are zero-filled.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-__device__ __forceinline__ void cp_async_wait1() { asm volatile("cp.async.wait_group 1;\n"); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(smem_addr(p)));
-}
-
 __device__ __forceinline__ void mma_e4m3(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
                                          uint32_t b1) {
   asm volatile(
@@ -152,7 +135,7 @@ __global__ void __launch_bounds__(kThreads, 1) fp8_mma_kernel(Fp8BlockGemm g, fl
         sx[i][h] = m < g.M ? g.x_scale[m * g.ld_xs + grp] * sw : 0.0f;
       }
     }
-    cp_async_wait1();
+    cp_async_wait<1>();
     __syncthreads();
     const uint8_t* as = smem + buf * C::kStageBytes;
     const uint8_t* bs = as + C::kARows * kRow;
@@ -169,14 +152,14 @@ __global__ void __launch_bounds__(kThreads, 1) fp8_mma_kernel(Fp8BlockGemm g, fl
 #pragma unroll
       for (int i = 0; i < kMT; ++i) {
         const int r = row_base + i * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-        ldmatrix_x4(a[i], as + r * kRow + kk + (lane >> 4) * 16);
+        ldsm_x4(a[i], as + r * kRow + kk + (lane >> 4) * 16);
       }
       uint32_t b[kNT][2];
 #pragma unroll
       for (int j = 0; j < kNT; j += 2) {
         const int n = col_base + j * 8 + (lane & 7) + (lane >> 4) * 8;
         uint32_t r[4];
-        ldmatrix_x4(r, bs + n * kRow + kk + ((lane >> 3) & 1) * 16);
+        ldsm_x4(r, bs + n * kRow + kk + ((lane >> 3) & 1) * 16);
         b[j][0] = r[0];
         b[j][1] = r[1];
         b[j + 1][0] = r[2];
@@ -190,7 +173,7 @@ __global__ void __launch_bounds__(kThreads, 1) fp8_mma_kernel(Fp8BlockGemm g, fl
 #pragma unroll
         for (int i = 0; i < kMT; ++i) {
           const int r = C::kBM + row_base + i * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-          ldmatrix_x4(a[i], as + r * kRow + kk + (lane >> 4) * 16);
+          ldsm_x4(a[i], as + r * kRow + kk + (lane >> 4) * 16);
         }
 #pragma unroll
         for (int i = 0; i < kMT; ++i)

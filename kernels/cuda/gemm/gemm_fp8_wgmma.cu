@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kernels/cuda/common/mma.cuh"
 #include "kernels/cuda/gemm/fp8_block_logic.h"
 #include "kernels/cuda/gemm/gemm_fp8_internal.h"
 #include "kernels/cuda/gemm/wgmma_logic.h"
@@ -28,9 +29,6 @@ namespace wg = wgmma;
 #endif
 
 #ifdef TESSERA_FP8_WGMMA
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
@@ -113,7 +111,7 @@ __global__ void __launch_bounds__(wg::kThreads, 1)
                      const __grid_constant__ CUtensorMap map_b, Fp8BlockGemm g) {
 #ifdef TESSERA_FP8_WGMMA
   extern __shared__ __align__(16) uint8_t smem_raw[];
-  const uint32_t raw = smem_u32(smem_raw);
+  const uint32_t raw = smem_addr(smem_raw);
   const uint32_t base = (raw + wg::kAtomBytes - 1) & ~static_cast<uint32_t>(wg::kAtomBytes - 1);
   const uint32_t bars = base + wg::kStages * wg::kStageBytes;
   auto full_bar = [&](int s) { return bars + 8u * s; };

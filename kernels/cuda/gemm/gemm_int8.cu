@@ -8,6 +8,7 @@
 // GEMV path is the next step (bench/cuda_int8_bench.cu measures the gap to cuBLASLt).
 #include <algorithm>
 
+#include "kernels/cuda/common/mma.cuh"
 #include "kernels/cuda/gemm/gemm_int8.h"
 
 namespace tessera::kernels::cuda {
@@ -47,17 +48,6 @@ __global__ void __launch_bounds__(kQuantThreads)
 }
 
 // ---- W8A8 tensor-core GEMM ----
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
-               "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 __device__ __forceinline__ void mma_s8(int32_t* c, const uint32_t* a, const uint32_t* b) {
   asm volatile(

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/common/device_utils.cuh"
+#include "kernels/cuda/common/mma.cuh"
 #include "kernels/cuda/moe/moe.h"
 
 namespace tessera::kernels::cuda {
@@ -178,27 +179,6 @@ constexpr int kPad = 8;  // halves: a row pitch of 80 bytes keeps fragment loads
 
 __device__ __forceinline__ uint32_t ld32(const void* p) { return *static_cast<const uint32_t*>(p); }
 
-template <typename MT>
-__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4],
-                                          const uint32_t (&b)[2]) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  if constexpr (sizeof(MT) == 2 && std::is_same_v<MT, __nv_bfloat16>) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  } else {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-        "{%8,%9}, {%0,%1,%2,%3};\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-  }
-#else
-  __trap();  // NOTE: unreachable: TESSERA_CUDA_ARCHS starts at sm_80
-#endif
-}
 
 constexpr int kXPerThread = kMmaBM * kMmaBK / kMmaThreads;         // 8 floats
 constexpr int kWPerThread = kMmaBN * kMmaBK / kMmaThreads;         // 16 weights (scalar path)
@@ -319,7 +299,7 @@ __global__ void __launch_bounds__(kMmaThreads)
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi) {
 #pragma unroll
-        for (int ni = 0; ni < 2; ++ni) mma_16816<MT>(acc[mi][ni], af[mi], bf[ni]);
+        for (int ni = 0; ni < 2; ++ni) mma16816<MT>(acc[mi][ni], af[mi], bf[ni][0], bf[ni][1]);
       }
     }
     __syncthreads();
