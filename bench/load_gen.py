@@ -46,9 +46,9 @@ def percentiles(values):
             "mean": sum(s) / len(s)}
 
 
-async def one_request(client, model, prompt, max_tokens, api):
+async def one_request(client, model, prompt, max_tokens, api, temperature=0.0):
     """Streams one request; returns per-request timing (seconds) and token counts."""
-    body = {"model": model, "max_tokens": max_tokens, "temperature": 0, "stream": True,
+    body = {"model": model, "max_tokens": max_tokens, "temperature": temperature, "stream": True,
             "stream_options": {"include_usage": True}}
     if api == "chat":
         body["messages"] = [{"role": "user", "content": prompt}]
@@ -89,17 +89,18 @@ async def one_request(client, model, prompt, max_tokens, api):
             "prompt_tokens": (usage or {}).get("prompt_tokens")}
 
 
-async def run_level(base_url, model, num_requests, concurrency, prompt_words, max_tokens, api):
+async def run_level(base_url, model, num_requests, concurrency, prompt_words, max_tokens, api,
+                    temperature):
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base_url, timeout=600, limits=limits) as client:
         # Warm-up (not counted).
-        await one_request(client, model, make_prompt(prompt_words, 10_000), 4, api)
+        await one_request(client, model, make_prompt(prompt_words, 10_000), 4, api, temperature)
 
         async def guarded(i):
             async with sem:
                 return await one_request(client, model, make_prompt(prompt_words, i),
-                                         max_tokens, api)
+                                         max_tokens, api, temperature)
         start = time.perf_counter()
         results = await asyncio.gather(*(guarded(i) for i in range(num_requests)))
         wall = time.perf_counter() - start
@@ -173,7 +174,7 @@ def run_all_levels(base_url, model, args):
     for c in args.concurrency:
         n = max(args.num_requests, c) if args.num_requests else max(4, 2 * c)
         res = asyncio.run(run_level(base_url, model, n, c, args.prompt_words, args.max_tokens,
-                                    args.api))
+                                    args.api, args.temperature))
         levels.append(res)
         print_row(res)
     return levels
@@ -208,13 +209,15 @@ def main():
     p.add_argument("--prompt-words", type=int, default=64)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--api", choices=["completions", "chat"], default="completions")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="0: greedy; > 0 exercises the samplers' draw")
     p.add_argument("--out", help="write the results as JSON here")
     args = p.parse_args()
 
     record = {"date": datetime.date.today().isoformat(), "host": platform.node(),
               "cpu_count": os.cpu_count(), "model": args.model,
               "workload": {"prompt_words": args.prompt_words, "max_tokens": args.max_tokens,
-                           "api": args.api, "temperature": 0, "stream": True,
+                           "api": args.api, "temperature": args.temperature, "stream": True,
                            "concurrency": args.concurrency,
                            "num_requests": args.num_requests or "max(4, 2*c)"},
               "servers": {}}
