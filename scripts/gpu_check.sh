@@ -5,8 +5,8 @@
 #       copies them plus every non-system shared library they need into gpu-dist/ (git-ignored).
 #   scripts/gpu_check.sh             (on the GPU machine, from the repo root; no -dev packages
 #       needed there) runs the cuda column of tests/ops, the model tests on the CUDA backend,
-#       every bench/cuda_*_bench, the Llama-8B-shaped decode step (model_decode_bench), and
-#       prints a summary table last. Whole run bounded to ~8 minutes. Results land in
+#       every bench/cuda_*_bench, the Llama-8B-shaped decode step (model_decode_bench: op by op
+#       and replaying CUDA graphs), and prints a summary table last. Whole run bounded to ~8 minutes. Results land in
 #       gpu-check-results/ and, when $OUT is set (the device tool), are copied there.
 # Without a GPU the run mode says "no GPU" and exits 2 after checking the binaries load.
 set -uo pipefail
@@ -92,7 +92,7 @@ run() {
   TESSERA_FP8_WGMMA=1 timeout 30 "${DIST}/bin/tessera_ops_tests" \
     --gtest_filter='*matmul_block_scaled*__cuda' --gtest_brief=1 > "${out}/ops_wgmma.txt" 2>&1
   local wgmma_rc=$?
-  timeout 60 "${DIST}/bin/tessera_model_tests" --gtest_filter='*__cuda' --gtest_brief=1 \
+  timeout 90 "${DIST}/bin/tessera_model_tests" --gtest_filter='*__cuda' --gtest_brief=1 \
     > "${out}/models_cuda.txt" 2>&1
   local models_rc=$?
   local bench_rcs=()
@@ -125,7 +125,7 @@ run() {
     tail -40 "${out}/$(basename "${bin}").txt"
   done
   echo
-  echo "== model_decode_bench (Llama-3-8B shapes, random bf16 weights, batch 1) =="
+  echo "== model_decode_bench (Llama-3-8B shapes, random bf16 weights, batch 1; graphs and op by op) =="
   cat "${out}/model_decode_bench.txt"
   echo "== peer: torch_decode_peer.py (same shapes, PyTorch eager) =="
   cat "${out}/torch_decode_peer.txt" 2>/dev/null || echo "(no PyTorch)"
@@ -145,6 +145,9 @@ run() {
   done
   printf "%-28s %-6s %s\n" "model_decode_bench" "${decode_rc}" \
     "$(grep -o '"fraction_of_floor":[0-9.e-]*' "${out}/model_decode_bench.txt")"
+  printf "%-28s %-6s %s\n" "decode graphs vs op by op" "${decode_rc}" \
+    "$(grep -oE '"(decode_step_ms_median|eager_step_ms_median|graph_speedup|graph_replays)":[0-9.e-]*' \
+      "${out}/model_decode_bench.txt" | tr '\n' ' ')"
   local ours peer
   ours="$(grep -o '"decode_step_ms_median":[0-9.e-]*' "${out}/model_decode_bench.txt" | cut -d: -f2)"
   peer="$(grep -o '"decode_step_ms_median": [0-9.e-]*' "${out}/torch_decode_peer.txt" 2>/dev/null |

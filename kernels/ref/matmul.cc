@@ -26,4 +26,17 @@ bool matmul(ElemType w_type, const void* w, int64_t w_row_bytes, const float* x,
   return true;
 }
 
+bool matmul_batched(ElemType w_type, const void* w, BatchStrides ws, const float* x,
+                    BatchStrides xs, float* out, BatchStrides os, int64_t batch, int64_t m,
+                    int64_t n, int64_t k) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const void* wb = static_cast<const char*>(w) + b * ws.batch;
+    if (!matmul(w_type, wb, ws.row, x + b * xs.batch, xs.row, out + b * os.batch, os.row, m, n,
+                k)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace tessera::kernels::ref

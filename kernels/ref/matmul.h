@@ -16,4 +16,20 @@ namespace tessera::kernels::ref {
 bool matmul(ElemType w_type, const void* w, int64_t w_row_bytes, const float* x, int64_t x_stride,
             float* out, int64_t out_stride, int64_t m, int64_t n, int64_t k);
 
+// Strides of one operand of matmul_batched: batch b, row i starts at b * batch + i * row
+// (elements for x and out, bytes for w).
+struct BatchStrides {
+  int64_t batch = 0;
+  int64_t row = 0;
+};
+
+// out[b] = x[b] @ dequant(w[b])^T for b < batch, each product exactly as matmul above.
+//   x    f32 [batch, m, k] with strides xs (elements)
+//   w    [batch, n, k] of w_type with strides ws (bytes)
+//   out  f32 [batch, m, n] with strides os (elements)
+// Returns false as matmul does.
+bool matmul_batched(ElemType w_type, const void* w, BatchStrides ws, const float* x,
+                    BatchStrides xs, float* out, BatchStrides os, int64_t batch, int64_t m,
+                    int64_t n, int64_t k);
+
 }  // namespace tessera::kernels::ref

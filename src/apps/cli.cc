@@ -49,6 +49,8 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions* s) {
       ->capture_default_str();
   cmd->add_option("--threads,-t", s->llm.threads, "CPU compute threads (0: all cores)");
   cmd->add_option("--backend", s->llm.backend, "cpu | reference | cuda | emulated")->capture_default_str();
+  cmd->add_flag("--enforce-eager", s->llm.enforce_eager,
+                "run every step op by op: no CUDA graphs for decode steps");
   cmd->add_option("--max-concurrent-requests", s->server.max_concurrent_requests,
                   "generation requests in flight before 429")
       ->capture_default_str();
@@ -111,6 +113,8 @@ int run_cli(int argc, char** argv) {
                       "KV cache size in tokens (0: min(model max, 4096))");
   gen_cmd->add_flag("--chat", gen.chat,
                     "render the prompt as a user turn with the model's chat template");
+  gen_cmd->add_flag("--enforce-eager", gen.enforce_eager,
+                    "run every step op by op: no CUDA graphs for decode steps");
 
   PerplexityOptions ppl;
   CLI::App* ppl_cmd = app.add_subcommand("perplexity", "perplexity of a text file");

@@ -50,6 +50,7 @@ int run_generate(const GenerateOptions& options) {
   llm_options.threads = options.model.threads;
   llm_options.max_model_len = options.model.max_context;
   llm_options.max_num_seqs = 1;
+  llm_options.enforce_eager = options.enforce_eager;
   Result<std::unique_ptr<LLM>> opened = LLM::from_pretrained(options.model.path, llm_options);
   if (!opened.ok()) return fail(opened.status());
   LLM& llm = **opened;

@@ -16,6 +16,7 @@ struct GenerateOptions {
   int32_t max_tokens = 128;
   sampling::SamplingParams sampling;  // an unset seed means seed 0 (reproducible runs)
   bool chat = false;                  // wrap the prompt as one user turn of the model's chat format
+  bool enforce_eager = false;         // no CUDA graphs for decode steps
 };
 
 int run_generate(const GenerateOptions& options);

@@ -1,5 +1,6 @@
 // The CPU backend: op_checks, then the SIMD kernels of kernels/cpu split across
-// default_thread_pool() (rows, tokens, or (token, head) pairs). Matmul is CpuMatmul's.
+// default_thread_pool() (rows, tokens, or (token, head) pairs). Matmul (dense and batched) is
+// CpuMatmul's.
 // Invariant: after warm-up no op allocates: scratch is thread_local and only grows, and the
 // rope inv_freq table is rebuilt only when the parameters change.
 #include <algorithm>
@@ -123,6 +124,8 @@ class CpuBackend final : public HostBackend {
         return true;
       case Op::kMatmulInt8:
         return a == DType::kI8;
+      case Op::kMatmulBatched:
+        return a == DType::kF32 || a == DType::kF16 || a == DType::kBF16;
     }
     return false;
   }
@@ -160,6 +163,11 @@ class CpuBackend final : public HostBackend {
       return unimplemented("matmul: the CPU backend has no kernel for weight {}", w.describe());
     }
     return matmul_.run(default_thread_pool(), x, w, out);
+  }
+
+  Status matmul_batched(const Tensor& x, const Tensor& w, Tensor out) override {
+    TESSERA_RETURN_IF_ERROR(check_matmul_batched(x, w, out));
+    return matmul_.run_batched(default_thread_pool(), x, w, out);
   }
 
   Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor out) override {

@@ -104,4 +104,33 @@ Status CpuMatmul::run(ThreadPool& pool, const Tensor& x, const Tensor& w, Tensor
   return Status::ok_status();
 }
 
+Status CpuMatmul::run_batched(ThreadPool& pool, const Tensor& x, const Tensor& w, Tensor out) {
+  const DType wt = w.dtype();
+  if (kc::activation_row_bytes(wt, x.dim(2)) != 0 || !supports(wt)) {
+    return invalid_argument("matmul_batched: no CPU kernel for weight {}", w.describe());
+  }
+  const int64_t batch = x.dim(0), m = x.dim(1), k = x.dim(2), n = w.dim(1);
+  if (batch == 0 || m == 0 || n == 0) return Status::ok_status();
+  const char* xp = static_cast<const char*>(x.data());
+  const char* wp = static_cast<const char*>(w.data());
+  char* op = static_cast<char*>(out.data());
+  const int64_t x_b = x.stride_bytes(0), x_row = x.stride_bytes(1);
+  const int64_t w_b = w.stride_bytes(0), w_row = w.stride_bytes(1);
+  const int64_t o_b = out.stride_bytes(0), o_row = out.stride_bytes(1) / 4;
+  // Columns [c0, c1) of the flattened [B * N] output columns, one call per batch touched.
+  auto columns = [&](int64_t c0, int64_t c1) {
+    for (int64_t b = c0 / n; b * n < c1; ++b) {
+      const int64_t j0 = std::max<int64_t>(c0 - b * n, 0), j1 = std::min<int64_t>(c1 - b * n, n);
+      kc::matmul_columns(isa_, wt, wp + b * w_b, w_row, xp + b * x_b, x_row,
+                         reinterpret_cast<float*>(op + b * o_b), o_row, m, j0, j1, k);
+    }
+  };
+  if (batch * m * n * k < kMinParallelMacs || pool.num_threads() == 1) {
+    columns(0, batch * n);
+  } else {
+    pool.parallel_for(batch * n, kColumnGrain, columns);
+  }
+  return Status::ok_status();
+}
+
 }  // namespace tessera::backend

@@ -1,6 +1,7 @@
 // HostBackend: what the reference and CPU backends share — host memory (allocate is an aligned
 // host buffer, upload returns the host view itself, download is a strided copy) and host
-// implementations of the newer ops (copy, moe_combine, sample, matmul_int8) over kernels/ref.
+// implementations of the newer ops (copy, moe_combine, sample, matmul_int8, matmul_batched)
+// over kernels/ref.
 // A backend derived from it may override any op with a faster kernel.
 // Invariant: every tensor such a backend hands out is plain host memory.
 #pragma once
@@ -26,6 +27,8 @@ class HostBackend : public Backend {
                 Tensor out_ids) override;                                           // host_sample.cc
   Status matmul_int8(const Tensor& x, const Tensor& w, const Tensor& w_scale, Int8Mode mode,
                      Tensor out) override;                                          // host_int8.cc
+  Status matmul_batched(const Tensor& x, const Tensor& w,
+                        Tensor out) override;  // host_matmul_batched.cc
 };
 
 }  // namespace tessera::backend

@@ -86,7 +86,8 @@ Status check_elementwise_f32(std::string_view op, std::string_view a_name, const
 
 }  // namespace
 
-Status check_embedding(const Tensor& table, std::span<const int32_t> ids, const Tensor& out) {
+Status check_embedding(const Tensor& table, std::span<const int32_t> ids, const Tensor& out,
+                       MetadataAccess access) {
   constexpr std::string_view kOp = "embedding";
   TESSERA_RETURN_IF_ERROR(check_layout(kOp, "table", table, 2, 2));
   TESSERA_RETURN_IF_ERROR(check_layout(kOp, "out", out, 2, 2));
@@ -95,6 +96,7 @@ Status check_embedding(const Tensor& table, std::span<const int32_t> ids, const 
     return invalid_argument("embedding: out {} must be f32[{}, {}] for {} ids and table {}",
                             out.describe(), ids.size(), table.dim(1), ids.size(), table.describe());
   }
+  if (access == MetadataAccess::kBackend) return Status::ok_status();
   for (size_t t = 0; t < ids.size(); ++t) {
     if (ids[t] < 0 || ids[t] >= table.dim(0)) {
       return invalid_argument("embedding: id {} at index {} is outside the table {} (vocab {})",
@@ -118,6 +120,32 @@ Status check_matmul(const Tensor& x, const Tensor& w, const Tensor& out) {
   if (out.dim(0) != x.dim(0) || out.dim(1) != w.dim(0)) {
     return invalid_argument("matmul: out {} must be f32[{}, {}] for x {} and w {}", out.describe(),
                             x.dim(0), w.dim(0), x.describe(), w.describe());
+  }
+  return Status::ok_status();
+}
+
+Status check_matmul_batched(const Tensor& x, const Tensor& w, const Tensor& out) {
+  constexpr std::string_view kOp = "matmul_batched";
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "x", x, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "w", w, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_layout(kOp, "out", out, 3, 3));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "x", x, DType::kF32));
+  TESSERA_RETURN_IF_ERROR(check_dtype(kOp, "out", out, DType::kF32));
+  if (!is_plain_float(w.dtype())) {
+    return invalid_argument("matmul_batched: w {} must be f32, f16 or bf16", w.describe());
+  }
+  if (x.dim(0) != w.dim(0) || x.dim(2) != w.dim(2)) {
+    return invalid_argument("matmul_batched: x {} and w {} disagree on B or K", x.describe(),
+                            w.describe());
+  }
+  if (out.dim(0) != x.dim(0) || out.dim(1) != x.dim(1) || out.dim(2) != w.dim(1)) {
+    return invalid_argument("matmul_batched: out {} must be f32[{}, {}, {}] for x {} and w {}",
+                            out.describe(), x.dim(0), x.dim(1), w.dim(1), x.describe(),
+                            w.describe());
+  }
+  if (x.numel() > 0 && out.numel() > 0 && overlaps(x, out)) {
+    return invalid_argument("matmul_batched: out {} must not overlap x {}", out.describe(),
+                            x.describe());
   }
   return Status::ok_status();
 }
@@ -292,7 +320,7 @@ Status check_paged_caches(std::string_view op, const Tensor& k, const Tensor& v)
 Status check_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                              std::span<const int32_t> query_start,
                              std::span<const int32_t> seq_lens, const Tensor& block_tables,
-                             float scale, const Tensor& out) {
+                             float scale, const Tensor& out, MetadataAccess access) {
   constexpr std::string_view kOp = "paged_attention";
   TESSERA_RETURN_IF_ERROR(check_layout(kOp, "q", q, 3, 3));
   TESSERA_RETURN_IF_ERROR(check_layout(kOp, "out", out, 3, 3));
@@ -331,6 +359,10 @@ Status check_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v,
         "({})",
         block_tables.describe(), num_seqs);
   }
+  if (!std::isfinite(scale)) {
+    return invalid_argument("paged_attention: scale {} must be finite", scale);
+  }
+  if (access == MetadataAccess::kBackend) return Status::ok_status();
   if (query_start[0] != 0 || query_start[num_seqs] != num_tokens) {
     return invalid_argument(
         "paged_attention: query_start must run from 0 to num_tokens {} "
@@ -371,14 +403,11 @@ Status check_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v,
       }
     }
   }
-  if (!std::isfinite(scale)) {
-    return invalid_argument("paged_attention: scale {} must be finite", scale);
-  }
   return Status::ok_status();
 }
 
 Status check_kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
-                       const Tensor& k_cache, const Tensor& v_cache) {
+                       const Tensor& k_cache, const Tensor& v_cache, MetadataAccess access) {
   constexpr std::string_view kOp = "kv_append";
   TESSERA_RETURN_IF_ERROR(check_layout(kOp, "k", k, 3, 3));
   TESSERA_RETURN_IF_ERROR(check_layout(kOp, "v", v, 3, 3));
@@ -397,6 +426,7 @@ Status check_kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t
     return invalid_argument("kv_append: k {} has {} tokens but {} slots were given", k.describe(),
                             num_tokens, slot_mapping.size());
   }
+  if (access == MetadataAccess::kBackend) return Status::ok_status();
   const int64_t num_slots = k_cache.dim(0) * k_cache.dim(1);
   for (size_t t = 0; t < slot_mapping.size(); ++t) {
     if (slot_mapping[t] >= num_slots) {

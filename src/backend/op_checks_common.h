@@ -17,5 +17,7 @@ Status check_dtype(std::string_view op, std::string_view name, const Tensor& t, 
 bool same_shape(const Tensor& a, const Tensor& b);
 Status check_same_shape(std::string_view op, std::string_view a_name, const Tensor& a,
                         std::string_view b_name, const Tensor& b);
+// Whether the byte ranges two checked tensors span intersect (op_checks_memory.cc).
+bool overlaps(const Tensor& a, const Tensor& b);
 
 }  // namespace tessera::backend

@@ -19,14 +19,14 @@ void byte_extent(const Tensor& t, const char*& lo, const char*& hi) {
   hi = lo + last;
 }
 
+}  // namespace
+
 bool overlaps(const Tensor& a, const Tensor& b) {
   const char *a_lo, *a_hi, *b_lo, *b_hi;
   byte_extent(a, a_lo, a_hi);
   byte_extent(b, b_lo, b_hi);
   return a_lo < b_hi && b_lo < a_hi;
 }
-
-}  // namespace
 
 Status check_copy(const Tensor& src, const Tensor& dst) {
   constexpr std::string_view kOp = "copy";

@@ -47,6 +47,8 @@ class ReferenceBackend final : public HostBackend {
         return true;
       case Op::kMatmulInt8:
         return a == DType::kI8;
+      case Op::kMatmulBatched:
+        return a == DType::kF32 || a == DType::kF16 || a == DType::kBF16;
     }
     return false;
   }

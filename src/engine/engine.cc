@@ -87,7 +87,9 @@ class EngineImpl final : public Engine {
                    &blocks_),
         runner_(model, &cache_,
                 {.max_num_batched_tokens = config_.max_num_batched_tokens,
-                 .max_num_seqs = config_.max_num_seqs}),
+                 .max_num_seqs = config_.max_num_seqs,
+                 .enable_graphs = !config_.enforce_eager,
+                 .max_graph_batch = config_.max_graph_batch}),
         seed_gen_(config_.seed ? *config_.seed : std::random_device{}()) {
     limits_ = {.vocab_size = model->vocab_size(),
                .max_model_len = config_.max_model_len,
@@ -568,6 +570,8 @@ void EngineImpl::publish_stats(bool stepped) {
   stats_.prompt_tokens = prompt_tokens_;
   stats_.generation_tokens = generation_tokens_;
   stats_.device_sampled_tokens = device_sampled_tokens_;
+  stats_.graph_steps = runner_.stats().graph_replays;
+  stats_.graph_captures = runner_.stats().graph_captures;
   stats_.prefix_cache_queries = pc.num_query_tokens;
   stats_.prefix_cache_hits = pc.num_hit_tokens;
   stats_.num_steps = num_steps_;

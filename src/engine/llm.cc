@@ -62,6 +62,7 @@ Result<std::unique_ptr<LLM>> LLM::from_pretrained(const std::string& path,
   config.block_size = options.block_size;
   config.num_kv_blocks = options.num_kv_blocks;
   config.max_num_seqs = options.max_num_seqs;
+  config.enforce_eager = options.enforce_eager;
   config.max_num_batched_tokens = options.max_num_batched_tokens;
   config.max_model_len = options.max_model_len;
   config.enable_prefix_caching = options.enable_prefix_caching;

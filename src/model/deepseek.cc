@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "src/model/batch_rows.h"
 #include "src/model/forward_checks.h"
 #include "tessera/core/logging.h"
 
@@ -462,7 +463,7 @@ Status DeepseekModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, 
   TESSERA_RETURN_IF_ERROR(validate_batch(b, cache, logits));
   const int64_t t = b.num_tokens();
   if (t > ws_.rows) TESSERA_RETURN_IF_ERROR(allocate_workspace(t));  // past every earlier size
-  TESSERA_RETURN_IF_ERROR(backend_->embedding(embed_, b.tokens, ws_.x.slice_rows(0, t)));
+  TESSERA_RETURN_IF_ERROR(backend_->embedding(embed_, b.tokens_operand(), ws_.x.slice_rows(0, t)));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const int layer = static_cast<int>(i);
     Layer& l = layers_[i];
@@ -478,9 +479,8 @@ Status DeepseekModel::forward_batch(const ForwardBatch& b, PagedKvCache& cache, 
   const int64_t n = b.num_logits();
   if (n == 0) return {};
   Tensor rows = ws_.proj.slice_rows(0, n), xn = ws_.xn.slice_rows(0, n);
-  for (int64_t i = 0; i < n; ++i) {
-    TESSERA_RETURN_IF_ERROR(backend_->convert(ws_.x.row(b.logits_indices[i]), rows.row(i)));
-  }
+  TESSERA_RETURN_IF_ERROR(
+      gather_rows(*backend_, ws_.x.slice_rows(0, b.num_tokens()), b.logits_indices, rows));
   TESSERA_RETURN_IF_ERROR(backend_->rms_norm(rows, final_norm_, eps_, xn));
   return head(xn, logits, b.logits_in_backend);
 }

@@ -1,7 +1,8 @@
 // Multi-head latent attention (DeepSeek V2/V3) for DeepseekModel::forward_batch.
 // Per token the cache keeps c = [kv_a_layernorm(latent) (r) | rope(k_pe) (rope)], Hkv = 1.
 // Absorbed path: q_abs_h = [q_nope_h W_UK_h | rope(q_pe_h)], paged attention over the latent
-// rows (V = the first r values of each row), then o_h = out_h W_UV_h^T. Expanded path (fresh
+// rows (V = the first r values of each row), then o_h = out_h W_UV_h^T; the per-head products
+// are one matmul_batched each where the backend supports it. Expanded path (fresh
 // prefills only): K/V per head from c @ kv_b_proj^T and plain causal attention.
 // Invariant: both paths see the same roped q/k and the same softmax scale, so they agree.
 #include <algorithm>
@@ -40,17 +41,17 @@ Status DeepseekModel::mla_block(Layer& l, const ForwardBatch& b, Tensor k_cache,
     TESSERA_RETURN_IF_ERROR(linear(xn, m.q_proj, q));
   }
   Tensor q_pe = view3(ws_.q, nope_, t, heads_, rope_dim_, heads_ * qk_dim_, qk_dim_);
-  TESSERA_RETURN_IF_ERROR(be.rope(q_pe, b.positions, rope_));
+  TESSERA_RETURN_IF_ERROR(be.rope(q_pe, b.positions_operand(), rope_));
 
   Tensor c = ws_.latent.slice_rows(0, t);  // [t, r + rope]
   TESSERA_RETURN_IF_ERROR(linear(xn, m.kv_a_proj, c));
   Tensor c_kv = view2(ws_.latent, 0, t, kv_lora_, lat);
   TESSERA_RETURN_IF_ERROR(be.rms_norm(c_kv, m.kv_a_norm, 1e-6f, c_kv));
   TESSERA_RETURN_IF_ERROR(be.rope(view3(ws_.latent, kv_lora_, t, 1, rope_dim_, lat, lat),
-                                  b.positions, rope_));
+                                  b.positions_operand(), rope_));
   TESSERA_RETURN_IF_ERROR(be.kv_append(c.reshape({t, 1, lat}),
                                        view3(ws_.latent, 0, t, 1, kv_lora_, lat, lat),
-                                       b.slot_mapping, k_cache, v_cache));
+                                       b.slot_mapping_operand(), k_cache, v_cache));
 
   // Expanded only when every sequence is a fresh prefill (its whole context is in this step).
   bool fresh = b.num_tokens() > b.num_seqs();
@@ -74,25 +75,41 @@ Status DeepseekModel::mla_absorbed(Layer& l, const ForwardBatch& b, Tensor k_cac
   Mla& m = l.mla;
   const int64_t t = b.num_tokens(), lat = kv_lora_ + rope_dim_;
   const int64_t q_row = heads_ * qk_dim_, abs_row = heads_ * lat;
-  // NOTE: one matmul per head ([t, nope] x [r, nope]^T); a batched (per-head) matmul op would
-  // fold these into one call.
-  for (int64_t h = 0; h < heads_; ++h) {
-    Tensor q_nope = view2(ws_.q, h * qk_dim_, t, nope_, q_row);
-    Tensor w_uk_t = m.w_uk_t.row(h);  // [r, nope]
-    TESSERA_RETURN_IF_ERROR(be.matmul(q_nope, w_uk_t, view2(ws_.q_abs, h * lat, t, kv_lora_,
-                                                            abs_row)));
+  // NOTE: the per-head products ([t, nope] x [r, nope]^T, then [t, r] x [v, r]^T) run as one
+  // matmul_batched over the heads where the backend has it (H = 128 on V3: 256 calls a layer
+  // otherwise); the per-head loop stays for backends without it.
+  const bool batched = be.supports(backend::Op::kMatmulBatched, m.w_uk_t.dtype(), DType::kF32) &&
+                       be.supports(backend::Op::kMatmulBatched, m.w_uv.dtype(), DType::kF32);
+  if (batched) {
+    // q_nope [H, t, nope] -> q_abs[:, :, :r] [H, t, r]
+    TESSERA_RETURN_IF_ERROR(
+        be.matmul_batched(view3(ws_.q, 0, heads_, t, nope_, qk_dim_, q_row), m.w_uk_t,
+                          view3(ws_.q_abs, 0, heads_, t, kv_lora_, lat, abs_row)));
+  } else {
+    for (int64_t h = 0; h < heads_; ++h) {
+      Tensor q_nope = view2(ws_.q, h * qk_dim_, t, nope_, q_row);
+      Tensor w_uk_t = m.w_uk_t.row(h);  // [r, nope]
+      TESSERA_RETURN_IF_ERROR(
+          be.matmul(q_nope, w_uk_t, view2(ws_.q_abs, h * lat, t, kv_lora_, abs_row)));
+    }
   }
   TESSERA_RETURN_IF_ERROR(
       be.convert(view3(ws_.q, nope_, t, heads_, rope_dim_, q_row, qk_dim_),
                  view3(ws_.q_abs, kv_lora_, t, heads_, rope_dim_, abs_row, lat)));
   Tensor out = ws_.attn_latent.slice_rows(0, t).reshape({t, heads_, kv_lora_});
   TESSERA_RETURN_IF_ERROR(be.paged_attention(
-      ws_.q_abs.slice_rows(0, t).reshape({t, heads_, lat}), k_cache, v_cache, b.query_start,
-      b.seq_lens, b.block_tables_view(), scale_, out));
+      ws_.q_abs.slice_rows(0, t).reshape({t, heads_, lat}), k_cache, v_cache,
+      b.query_start_operand(), b.seq_lens_operand(), b.block_tables_operand(), scale_, out));
+  if (batched) {
+    // attn_latent [H, t, r] -> attn [H, t, v]
+    return be.matmul_batched(
+        view3(ws_.attn_latent, 0, heads_, t, kv_lora_, kv_lora_, heads_ * kv_lora_), m.w_uv,
+        view3(ws_.attn, 0, heads_, t, v_dim_, v_dim_, heads_ * v_dim_));
+  }
   for (int64_t h = 0; h < heads_; ++h) {
     Tensor o_lat = view2(ws_.attn_latent, h * kv_lora_, t, kv_lora_, heads_ * kv_lora_);
-    TESSERA_RETURN_IF_ERROR(be.matmul(o_lat, m.w_uv.row(h),
-                                      view2(ws_.attn, h * v_dim_, t, v_dim_, heads_ * v_dim_)));
+    TESSERA_RETURN_IF_ERROR(
+        be.matmul(o_lat, m.w_uv.row(h), view2(ws_.attn, h * v_dim_, t, v_dim_, heads_ * v_dim_)));
   }
   return {};
 }
@@ -118,9 +135,9 @@ Status DeepseekModel::mla_expanded(Layer& l, const ForwardBatch& b) {
     Tensor q3 = view3(ws_.q, begin * q_row, n, heads_, qk_dim_, q_row, qk_dim_);
     Tensor k3 = view3(ws_.k_exp, begin * q_row, n, heads_, qk_dim_, q_row, qk_dim_);
     Tensor v3 = view3(ws_.kvb, begin * kv_row + nope_, n, heads_, v_dim_, kv_row, nope_ + v_dim_);
-    Tensor o3 = view3(ws_.attn, begin * heads_ * v_dim_, n, heads_, v_dim_, heads_ * v_dim_,
-                      v_dim_);
-    std::span<const int32_t> pos(b.positions.data() + begin, static_cast<size_t>(n));
+    Tensor o3 =
+        view3(ws_.attn, begin * heads_ * v_dim_, n, heads_, v_dim_, heads_ * v_dim_, v_dim_);
+    std::span<const int32_t> pos = b.positions_operand().subspan(begin, n);
     TESSERA_RETURN_IF_ERROR(be.attention(q3, k3, v3, pos, scale_, o3));
   }
   return {};

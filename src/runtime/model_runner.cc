@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "tessera/core/check.h"
+#include "tessera/core/logging.h"
 
 namespace tessera::runtime {
 
@@ -25,6 +26,22 @@ ModelRunner::ModelRunner(model::Model* model, model::PagedKvCache* cache,
     TESSERA_CHECK(dev.ok(), "device logits [{}, {}]: {}", config.max_num_seqs, model->vocab_size(),
                   dev.status().message());
     device_logits_ = std::move(*dev);
+    // NOTE: one buffer for every step's metadata, so ops on a device read it in place (nothing
+    // is staged per op) and a captured graph finds the next step's values at the same address.
+    const int32_t bs = cache->block_size();
+    const int32_t max_blocks = (std::max(model->max_context(), 1) + bs - 1) / bs;
+    const MetadataLayout capacity =
+        MetadataLayout::of(config.max_num_batched_tokens, config.max_num_seqs, max_blocks);
+    Result<backend::BackendTensor> meta = be->allocate(DType::kI32, {capacity.total});
+    TESSERA_CHECK(meta.ok(), "step metadata [{}]: {}", capacity.total, meta.status().message());
+    metadata_ = std::move(*meta);
+    if (config.enable_graphs && be->supports_graphs()) {
+      const int32_t cap = config.max_graph_batch > 0 ? config.max_graph_batch : config.max_num_seqs;
+      limits_.max_batch = std::min({cap, config.max_num_seqs, config.max_num_batched_tokens});
+      limits_.max_context = max_blocks * bs;
+      limits_.block_size = bs;
+      limits_.min_context = config.min_graph_context;
+    }
   }
   const size_t t = static_cast<size_t>(config.max_num_batched_tokens);
   const size_t s = static_cast<size_t>(config.max_num_seqs);
@@ -93,16 +110,93 @@ Result<StepLogits> ModelRunner::execute(const sched::SchedulerOutput& step,
   StepLogits out;
   if (step.seqs.empty()) return out;
   TESSERA_RETURN_IF_ERROR(build_batch(step, scheduler, &batch_));
-  batch_.logits_in_backend = logits_in_backend && !device_logits_.view.empty();
-  Tensor logits = (batch_.logits_in_backend ? device_logits_.view : logits_.view())
-                      .slice_rows(0, batch_.num_logits());
-  TESSERA_RETURN_IF_ERROR(model_->forward_batch(batch_, *cache_, logits));
   for (const sched::ScheduledSeq& s : step.seqs) {
     if (s.sample) out.seq_ids.push_back(s.id);
   }
+  const int64_t n = batch_.num_logits();
+  std::optional<GraphBucket> bucket;
+  if (graphs_enabled() && is_pure_decode(batch_)) {
+    bucket = choose_graph_bucket(limits_, batch_.num_seqs(),
+                                 *std::max_element(batch_.seq_lens.begin(), batch_.seq_lens.end()));
+  }
+  if (bucket.has_value()) {
+    TESSERA_ASSIGN_OR_RETURN(Tensor device_logits, run_graph_step(*bucket));
+    out.in_backend = logits_in_backend;
+    out.logits = device_logits.slice_rows(0, n);
+    if (!logits_in_backend) {
+      out.logits = logits_.view().slice_rows(0, n);
+      TESSERA_RETURN_IF_ERROR(
+          model_->backend()->download(device_logits.slice_rows(0, n), out.logits));
+    }
+    return out;
+  }
+  if (!metadata_.view.empty()) {
+    TESSERA_ASSIGN_OR_RETURN(bool on_device, upload_metadata(&batch_));
+    if (on_device) ++stats_.device_metadata_steps;
+  }
+  batch_.logits_in_backend = logits_in_backend && !device_logits_.view.empty();
+  Tensor logits =
+      (batch_.logits_in_backend ? device_logits_.view : logits_.view()).slice_rows(0, n);
+  TESSERA_RETURN_IF_ERROR(model_->forward_batch(batch_, *cache_, logits));
+  ++stats_.eager_steps;
   out.logits = logits;
   out.in_backend = batch_.logits_in_backend;
   return out;
+}
+
+Result<bool> ModelRunner::upload_metadata(model::ForwardBatch* b) {
+  const MetadataLayout layout = MetadataLayout::of(*b);
+  if (layout.total > metadata_.view.numel()) return false;
+  pack_metadata(*b, &packed_);
+  const Tensor host(packed_.data(), DType::kI32, {layout.total});
+  TESSERA_RETURN_IF_ERROR(
+      model_->backend()->copy(host, metadata_.view.slice_rows(0, layout.total)));
+  bind_backend_operands(metadata_.view, layout, b);
+  return true;
+}
+
+Result<Tensor> ModelRunner::run_graph_step(GraphBucket bucket) {
+  pad_decode_batch(batch_, bucket, cache_->block_size(), &padded_);
+  TESSERA_ASSIGN_OR_RETURN(bool on_device, upload_metadata(&padded_));
+  TESSERA_CHECK(on_device, "graph bucket ({}, {}) does not fit the metadata buffer", bucket.batch,
+                bucket.context);
+  ++stats_.device_metadata_steps;
+  padded_.logits_in_backend = true;
+  const Tensor logits = device_logits_.view.slice_rows(0, bucket.batch);
+  auto it = graphs_.find(bucket);
+  if (it != graphs_.end()) {
+    TESSERA_RETURN_IF_ERROR(model_->backend()->replay(*it->second));
+    ++stats_.graph_replays;
+    return logits;
+  }
+  // First step of this bucket: run it op by op (its real result, and the warm-up that creates
+  // lazily built state such as kernel tables), then record the same ops for later steps.
+  TESSERA_RETURN_IF_ERROR(model_->forward_batch(padded_, *cache_, logits));
+  ++stats_.eager_steps;
+  if (!failed_buckets_.contains(bucket)) capture(bucket, logits);
+  return logits;
+}
+
+void ModelRunner::capture(GraphBucket bucket, const Tensor& logits) {
+  backend::Backend& be = *model_->backend();
+  Status status = be.begin_capture();
+  if (status.ok()) {
+    const Status forward = model_->forward_batch(padded_, *cache_, logits);
+    Result<std::unique_ptr<backend::StepGraph>> graph = be.end_capture();  // always ends it
+    if (!forward.ok()) {
+      status = forward;
+    } else if (!graph.ok()) {
+      status = graph.status();
+    } else {
+      graphs_.emplace(bucket, std::move(*graph));
+      ++stats_.graph_captures;
+      return;
+    }
+  }
+  failed_buckets_.insert(bucket);
+  ++stats_.capture_failures;
+  TESSERA_LOG_WARN("decode graph for {} sequences x {} tokens not captured ({}); it runs op by op",
+                   bucket.batch, bucket.context, status.message());
 }
 
 }  // namespace tessera::runtime

@@ -52,6 +52,8 @@ struct ServerMetrics::Impl {
   Counter* prefix_queries = nullptr;
   Counter* prefix_hits = nullptr;
   Counter* device_sampled = nullptr;
+  Counter* graph_steps = nullptr;
+  Counter* graph_captures = nullptr;
   Histogram* ttft = nullptr;
   Histogram* itl = nullptr;
   Histogram* e2e = nullptr;
@@ -93,6 +95,10 @@ ServerMetrics::ServerMetrics(const std::string& model_name) : impl_(std::make_un
   impl_->device_sampled =
       counter("tessera:device_sampled_tokens_total",
               "Generation tokens drawn by the backend's sample op on the device.");
+  impl_->graph_steps = counter("tessera:graph_steps_total",
+                               "Decode steps run by replaying a captured CUDA graph.");
+  impl_->graph_captures =
+      counter("tessera:graph_captures_total", "Decode-step graphs captured (one per bucket).");
   impl_->ttft = &BuildHistogram()
                      .Name("vllm:time_to_first_token_seconds")
                      .Help("Histogram of time to first token in seconds.")
@@ -141,6 +147,8 @@ std::string ServerMetrics::scrape(const engine::EngineStats* stats) {
     advance_to(*impl_->prefix_queries, static_cast<double>(stats->prefix_cache_queries));
     advance_to(*impl_->prefix_hits, static_cast<double>(stats->prefix_cache_hits));
     advance_to(*impl_->device_sampled, static_cast<double>(stats->device_sampled_tokens));
+    advance_to(*impl_->graph_steps, static_cast<double>(stats->graph_steps));
+    advance_to(*impl_->graph_captures, static_cast<double>(stats->graph_captures));
   }
   prometheus::TextSerializer serializer;
   return serializer.Serialize(impl_->registry->Collect());

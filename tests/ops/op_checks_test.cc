@@ -122,6 +122,56 @@ TEST(OpChecks, BadShapesFailClearlyOnEveryBackend) {
   }
 }
 
+TEST(OpChecksBatched, BadShapesFailClearlyOnEveryBackend) {
+  OwnedTensor x(DType::kF32, {3, 7, 64});
+  OwnedTensor w(DType::kF32, {3, 33, 64});
+  OwnedTensor w_b4(DType::kBF16, {4, 33, 64});
+  OwnedTensor w_k65(DType::kF16, {3, 33, 65});
+  OwnedTensor w_q8(DType::kQ8_0, {3, 33, 64});
+  OwnedTensor w2(DType::kF32, {33, 64});
+  OwnedTensor out(DType::kF32, {3, 7, 33});
+  OwnedTensor out_n(DType::kF32, {3, 7, 32});
+  OwnedTensor out_f16(DType::kF16, {3, 7, 33});
+  OwnedTensor x_f16(DType::kF16, {3, 7, 64});
+  // out aliasing x's memory: same bytes seen as [3, 7, 33] (rows strided by 64 floats).
+  const Tensor out_on_x =
+      Tensor(x.view().data(), DType::kF32, {3, 7, 33}).with_strides({7 * 64 * 4, 64 * 4, 4});
+
+  const std::vector<BadCall> calls = {
+      {"batch mismatch", {"matmul_batched", "bf16[4, 33, 64]", "f32[3, 7, 64]"},
+       [&](Backend& b) { return b.matmul_batched(x.view(), w_b4.view(), out.view()); }},
+      {"K mismatch", {"matmul_batched", "f16[3, 33, 65]"},
+       [&](Backend& b) { return b.matmul_batched(x.view(), w_k65.view(), out.view()); }},
+      {"out shape", {"matmul_batched", "f32[3, 7, 32]", "f32[3, 7, 33]"},
+       [&](Backend& b) { return b.matmul_batched(x.view(), w.view(), out_n.view()); }},
+      {"out dtype", {"matmul_batched", "out", "f16[3, 7, 33]", "f32"},
+       [&](Backend& b) { return b.matmul_batched(x.view(), w.view(), out_f16.view()); }},
+      {"x dtype", {"matmul_batched", "x", "f16[3, 7, 64]"},
+       [&](Backend& b) { return b.matmul_batched(x_f16.view(), w.view(), out.view()); }},
+      {"block weight", {"matmul_batched", "q8_0[3, 33, 64]", "f32, f16 or bf16"},
+       [&](Backend& b) { return b.matmul_batched(x.view(), w_q8.view(), out.view()); }},
+      {"2-D weight", {"matmul_batched", "w", "3 dims"},
+       [&](Backend& b) { return b.matmul_batched(x.view(), w2.view(), out.view()); }},
+      {"out overlaps x", {"matmul_batched", "overlap"},
+       [&](Backend& b) { return b.matmul_batched(x.view(), w.view(), out_on_x); }},
+  };
+  std::vector<std::unique_ptr<Backend>> backends;
+  backends.push_back(make_reference_backend());
+  backends.push_back(make_cpu_backend());
+  for (auto& be : backends) {
+    for (const BadCall& c : calls) {
+      const Status s = c.call(*be);
+      EXPECT_EQ(s.code(), StatusCode::kInvalidArgument)
+          << be->name() << " / " << c.what << ": " << s.to_string();
+      for (const std::string& sub : c.must_mention) {
+        EXPECT_NE(s.message().find(sub), std::string::npos)
+            << be->name() << " / " << c.what << ": message '" << s.message()
+            << "' does not mention '" << sub << "'";
+      }
+    }
+  }
+}
+
 TEST(OpChecksRows, RowViewWalksStridedOuterDims) {
   std::vector<float> data(2 * 5 * 8, 0.0f);
   Tensor t(data.data(), DType::kF32, {2, 3, 4});

@@ -323,6 +323,7 @@ std::vector<OpCase> all_cases() {
   add_int8_cases(cases);
   add_sample_cases(cases);
   add_memory_cases(cases);
+  add_batched_cases(cases);
   return cases;
 }
 

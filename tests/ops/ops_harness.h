@@ -100,6 +100,8 @@ void add_int8_cases(std::vector<OpCase>& cases);
 void add_sample_cases(std::vector<OpCase>& cases);
 // The memory op cases: copy and moe_combine (ops_cases_memory.cc); all_cases() includes them.
 void add_memory_cases(std::vector<OpCase>& cases);
+// The batched matmul cases (ops_cases_batched.cc); all_cases() includes them.
+void add_batched_cases(std::vector<OpCase>& cases);
 
 // A backend under test: the CPU backend at one ISA, or CUDA (absent for now).
 struct BackendEntry {

@@ -116,7 +116,7 @@ TEST(OpsRegistryMeta, CaseNamesAreUniqueAndEveryOpIsCovered) {
     ops.insert(static_cast<int>(c.op));
     (void)tolerance(c.tol);  // every case names a row of the table
   }
-  EXPECT_EQ(ops.size(), static_cast<size_t>(backend::Op::kMatmulInt8) + 1)
+  EXPECT_EQ(ops.size(), static_cast<size_t>(backend::Op::kMatmulBatched) + 1)
       << "every Backend op needs cases";
 }
 

@@ -39,12 +39,16 @@ TEST(ServerMetrics, EngineTotalsAndObservations) {
   stats.prompt_tokens = 100;
   stats.generation_tokens = 40;
   stats.device_sampled_tokens = 37;
+  stats.graph_steps = 29;
+  stats.graph_captures = 4;
   std::string text = metrics.scrape(&stats);
   EXPECT_TRUE(contains(text, "vllm:num_requests_running{model_name=\"m\"} 3")) << text;
   EXPECT_TRUE(contains(text, "vllm:num_requests_waiting{model_name=\"m\"} 2"));
   EXPECT_TRUE(contains(text, "vllm:kv_cache_usage_perc{model_name=\"m\"} 0.25"));
   EXPECT_TRUE(contains(text, "vllm:prompt_tokens_total{model_name=\"m\"} 100"));
   EXPECT_TRUE(contains(text, "tessera:device_sampled_tokens_total{model_name=\"m\"} 37"));
+  EXPECT_TRUE(contains(text, "tessera:graph_steps_total{model_name=\"m\"} 29"));
+  EXPECT_TRUE(contains(text, "tessera:graph_captures_total{model_name=\"m\"} 4"));
 
   stats.prompt_tokens = 150;
   stats.num_running = 0;

@@ -24,16 +24,17 @@ enum class Op {
   kSiluMul,
   kAdd,
   kConvert,
-  kPagedAttention,  // supports(op, cache dtype, _)
-  kKvAppend,        // supports(op, cache dtype, _)
-  kMoeRoute,         // supports(op, _, _)
-  kMoeGroupedMatmul, // supports(op, weight dtype, _)
+  kPagedAttention,               // supports(op, cache dtype, _)
+  kKvAppend,                     // supports(op, cache dtype, _)
+  kMoeRoute,                     // supports(op, _, _)
+  kMoeGroupedMatmul,             // supports(op, weight dtype, _)
   kMatmulBlockScaled,            // supports(op, weight dtype, scale dtype)
   kMoeGroupedMatmulBlockScaled,  // supports(op, weight dtype, scale dtype)
   kCopy,                         // supports(op, dtype, _)
   kMoeCombine,                   // supports(op, _, _)
   kSample,                       // supports(op, _, _)
   kMatmulInt8,                   // supports(op, kI8, _)
+  kMatmulBatched,                // supports(op, weight dtype, _)
 };
 
 // Memory a backend owns (a model's weights, KV cache, workspace). The storage lives while any
@@ -80,7 +81,7 @@ struct RopeParams {
   enum class Scaling { kNone, kLinear, kLlama3, kYarn };
 
   Style style = Style::kNeox;
-  int rot_dim = 0;        // leading dims of each head that rotate; the rest pass through
+  int rot_dim = 0;         // leading dims of each head that rotate; the rest pass through
   float theta = 10000.0f;  // rope_theta
   Scaling scaling = Scaling::kNone;
   float factor = 1.0f;  // linear / llama3 / yarn factor
@@ -91,8 +92,8 @@ struct RopeParams {
   // yarn
   float beta_fast = 32.0f;
   float beta_slow = 1.0f;
-  float mscale = 1.0f;           // attention scaling of cos/sin: yarn_get_mscale(factor, mscale)
-  float mscale_all_dim = 0.0f;   // DeepSeek: divides mscale (see model code for the softmax fix)
+  float mscale = 1.0f;          // attention scaling of cos/sin: yarn_get_mscale(factor, mscale)
+  float mscale_all_dim = 0.0f;  // DeepSeek: divides mscale (see model code for the softmax fix)
 };
 
 // Mixture-of-experts router, named as HF's config fields (docs/ops.md "moe_route").
@@ -113,6 +114,20 @@ struct MoeRouteParams {
   bool norm_topk_prob = false;
   float routed_scaling_factor = 1.0f;
 };
+
+// A recorded sequence of ops (docs/cuda.md "CUDA graphs"): replaying it runs the same ops on
+// the same operand addresses; whatever those addresses hold at replay time is what they read.
+// Owned by whoever captured it; valid while the backend and every captured operand live.
+class StepGraph {
+ public:
+  virtual ~StepGraph() = default;
+};
+
+// Where an op's integer metadata (ids, positions, slot mappings, query_start, seq_lens, block
+// tables) lives, for the op_checks that would read it: kHost is validated value by value; kBackend
+// (device memory written by the runner, docs/cuda.md "CUDA graphs") is checked for shape only,
+// because its producer validated the host copy it uploaded.
+enum class MetadataAccess { kHost, kBackend };
 
 class Backend {
  public:
@@ -140,9 +155,30 @@ class Backend {
   // Waits for every op enqueued so far; reports an asynchronous device fault, if any.
   virtual Status synchronize() = 0;
 
+  // ---- Step graphs (docs/cuda.md "CUDA graphs"). Between begin_capture and end_capture the
+  // ops this thread calls are recorded, not run (as CUDA stream capture does): they must not
+  // read or write host memory (every tensor and span an op gets is this backend's memory;
+  // download, upload and synchronize fail), and an op error ends the capture with that error.
+  // Backends without graphs return unimplemented.
+  virtual bool supports_graphs() const { return false; }
+  virtual Status begin_capture() {
+    return unimplemented("begin_capture: backend {} has no step graphs", name());
+  }
+  // The recording since begin_capture (the capture ends even when this fails).
+  virtual Result<std::unique_ptr<StepGraph>> end_capture() {
+    return unimplemented("end_capture: backend {} has no step graphs", name());
+  }
+  // Enqueues the recorded ops (asynchronous on a device, like any op). `graph` must come from
+  // this backend's end_capture.
+  virtual Status replay(const StepGraph& graph) {
+    return unimplemented("replay: backend {} has no step graphs", name());
+  }
+
   // ---- Ops.
-  // dst = src.   Same dtype (any, block types included) and shape; rows may be strided; both
-  // in this backend's memory. Used for KV block copy-on-write and row gathers.
+  // dst = src.   Same dtype (any, block types included) and shape; rows may be strided; dst in
+  // this backend's memory; src in it too, or host memory (a write into an existing tensor:
+  // the host source may be reused as soon as copy returns). Used for KV block copy-on-write,
+  // row gathers and a step's metadata upload.
   virtual Status copy(const Tensor& src, Tensor dst) = 0;
 
   // Weighted sum of each token's expert outputs (MoE combine).
@@ -168,8 +204,8 @@ class Backend {
   //   w        i8  [N, K]   (rows may be strided)
   //   w_scale  f32 [N]      per output channel
   //   out      f32 [M, N]   (rows may be strided)
-  virtual Status matmul_int8(const Tensor& x, const Tensor& w, const Tensor& w_scale,
-                             Int8Mode mode, Tensor out) = 0;
+  virtual Status matmul_int8(const Tensor& x, const Tensor& w, const Tensor& w_scale, Int8Mode mode,
+                             Tensor out) = 0;
 
   // out[t, :] = f32(table[ids[t], :]).   table [vocab, hidden] any dtype; out f32 [T, hidden]
   virtual Status embedding(const Tensor& table, std::span<const int32_t> ids, Tensor out) = 0;
@@ -177,6 +213,12 @@ class Backend {
   // out = x @ w^T.   x f32 [M, K] (rows may be strided); w [N, K] of any float or block dtype;
   // out f32 [M, N] (rows may be strided).
   virtual Status matmul(const Tensor& x, const Tensor& w, Tensor out) = 0;
+
+  // Batched matmul: out[b] = x[b] @ w[b]^T for every b < B (MLA's per-head absorbed products).
+  //   x    f32 [B, M, K]            (dims 0 and 1 may be strided)
+  //   w    f32|f16|bf16 [B, N, K]   (dims 0 and 1 may be strided)
+  //   out  f32 [B, M, N]            (dims 0 and 1 may be strided; must not overlap x)
+  virtual Status matmul_batched(const Tensor& x, const Tensor& w, Tensor out) = 0;
 
   // out = x / sqrt(mean(x^2) + eps) * weight.   x, out f32 [M, D]; weight f32 [D]. out may be x.
   virtual Status rms_norm(const Tensor& x, const Tensor& weight, float eps, Tensor out) = 0;

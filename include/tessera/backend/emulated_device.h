@@ -1,9 +1,9 @@
-// An "emulated device" backend for CPU-only machines: it wraps a host backend (the reference
-// or CPU one) and keeps all its memory in one mmap'd arena that the host cannot read — the
-// arena stays PROT_NONE except while one of its ops runs. Model code that reads a weight, KV
-// block or activation on the host (which would read device memory on CUDA) segfaults here.
-// Invariant: allocate/upload return arena memory; upload always copies; host tensors and spans
-// passed to ops stay host (as the CUDA backend stages them); ops are serialised by a mutex.
+// An "emulated device" backend for CPU-only machines: a host backend (reference or CPU) whose
+// memory is one mmap'd arena, PROT_NONE except while one of its ops runs, so model code that
+// reads a weight, KV block or activation on the host (device memory on CUDA) segfaults here.
+// Step graphs behave as CUDA stream capture: ops are recorded, not run, and must take only
+// arena operands. Invariant: allocate/upload return arena memory; outside a capture host
+// operands stay host (as the CUDA backend stages them); ops are serialised by a mutex.
 #pragma once
 
 #include <memory>

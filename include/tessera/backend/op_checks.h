@@ -18,8 +18,12 @@
 
 namespace tessera::backend {
 
-Status check_embedding(const Tensor& table, std::span<const int32_t> ids, const Tensor& out);
+// The checks with integer metadata read its values only when `access` is kHost (see
+// MetadataAccess in backend.h).
+Status check_embedding(const Tensor& table, std::span<const int32_t> ids, const Tensor& out,
+                       MetadataAccess access = MetadataAccess::kHost);
 Status check_matmul(const Tensor& x, const Tensor& w, const Tensor& out);
+Status check_matmul_batched(const Tensor& x, const Tensor& w, const Tensor& out);
 Status check_rms_norm(const Tensor& x, const Tensor& weight, float eps, const Tensor& out);
 Status check_rope(const Tensor& x, std::span<const int32_t> positions, const RopeParams& params);
 Status check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
@@ -30,9 +34,11 @@ Status check_convert(const Tensor& src, const Tensor& dst);
 Status check_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                              std::span<const int32_t> query_start,
                              std::span<const int32_t> seq_lens, const Tensor& block_tables,
-                             float scale, const Tensor& out);
+                             float scale, const Tensor& out,
+                             MetadataAccess access = MetadataAccess::kHost);
 Status check_kv_append(const Tensor& k, const Tensor& v, std::span<const int32_t> slot_mapping,
-                       const Tensor& k_cache, const Tensor& v_cache);
+                       const Tensor& k_cache, const Tensor& v_cache,
+                       MetadataAccess access = MetadataAccess::kHost);
 Status check_moe_route(const Tensor& logits, const Tensor& bias, const MoeRouteParams& params,
                        const Tensor& out_ids, const Tensor& out_weights);
 Status check_moe_grouped_matmul(const Tensor& x, const Tensor& w, const Tensor& ids,
@@ -104,8 +110,8 @@ kernels::BlockScaledMatmulArgs to_block_scaled_args(const Tensor& x, const Tenso
                                                     const BlockScaleParams& block,
                                                     const Tensor& out_rows);
 // Kernel arguments of an INT8 matmul; call only after check_matmul_int8 succeeded.
-kernels::Int8MatmulArgs to_int8_matmul_args(const Tensor& x, const Tensor& w,
-                                            const Tensor& w_scale, const Tensor& out);
+kernels::Int8MatmulArgs to_int8_matmul_args(const Tensor& x, const Tensor& w, const Tensor& w_scale,
+                                            const Tensor& out);
 kernels::ref::PagedAttentionArgs to_paged_attention_args(const Tensor& q, const Tensor& k_cache,
                                                          const Tensor& v_cache,
                                                          std::span<const int32_t> query_start,

@@ -111,6 +111,10 @@ struct EngineConfig {
   // Seeds the per-engine generator that gives requests without a seed their own; nullopt:
   // from std::random_device.
   std::optional<uint64_t> seed;
+  // Run every step op by op: no decode-step graphs (docs/cuda.md "CUDA graphs"), as vLLM's
+  // --enforce-eager. Graphs apply only on backends that support them (CUDA).
+  bool enforce_eager = false;
+  int32_t max_graph_batch = 0;  // largest graph batch; 0: max_num_seqs
 };
 
 // A point-in-time view for /metrics and logs (counters are totals since start).
@@ -122,6 +126,8 @@ struct EngineStats {
   int64_t prompt_tokens = 0;            // prompt tokens computed (prefix-cache hits excluded)
   int64_t generation_tokens = 0;
   int64_t device_sampled_tokens = 0;    // of which Backend::sample drew on a device backend
+  int64_t graph_steps = 0;              // steps run by replaying a captured decode graph
+  int64_t graph_captures = 0;           // decode graphs captured (one per bucket)
   int64_t prefix_cache_queries = 0;     // prompt tokens looked up in the prefix cache
   int64_t prefix_cache_hits = 0;        // of which were found
   int64_t num_steps = 0;

@@ -24,7 +24,7 @@
 namespace tessera {
 
 struct LlmOptions {
-  std::string backend = "cpu";  // cpu | reference
+  std::string backend = "cpu";  // cpu | reference | cuda | emulated
   int threads = 0;              // 0: all cores
   int32_t max_model_len = 0;    // 0: min(the model's max positions, 4096)
   int32_t max_num_seqs = 64;
@@ -34,6 +34,7 @@ struct LlmOptions {
   DType kv_cache_dtype = DType::kF32;  // f32 | f16
   bool enable_prefix_caching = true;
   std::optional<uint64_t> seed;  // the engine's seed for requests without their own
+  bool enforce_eager = false;    // no decode-step graphs (EngineConfig::enforce_eager)
 };
 
 // Per-call generation settings (the engine::GenerateRequest fields other than the prompt).

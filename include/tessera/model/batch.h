@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "tessera/core/dtype.h"
@@ -25,12 +26,47 @@ struct ForwardBatch {
   // writes it in place and nothing is downloaded (docs/engine.md "Device sampling").
   bool logits_in_backend = false;
 
+  // The same metadata in backend memory (docs/cuda.md "CUDA graphs"), set by the runner for a
+  // graph step: ops then read these views, whose addresses stay fixed from step to step, while
+  // host code (checks, the logits row gather) keeps reading the host vectors above, which hold
+  // the same values. Empty spans: ops read the host vectors.
+  struct Operands {
+    std::span<const int32_t> tokens;        // [num_tokens]
+    std::span<const int32_t> positions;     // [num_tokens]
+    std::span<const int32_t> query_start;   // [num_seqs + 1]
+    std::span<const int32_t> seq_lens;      // [num_seqs]
+    std::span<const int32_t> slot_mapping;  // [num_tokens]
+    Tensor block_tables;                    // i32 [num_seqs, max_blocks_per_seq]
+  };
+  Operands in_backend;
+
   int32_t num_tokens() const { return static_cast<int32_t>(tokens.size()); }
   int32_t num_seqs() const { return static_cast<int32_t>(seq_lens.size()); }
   int32_t num_logits() const { return static_cast<int32_t>(logits_indices.size()); }
 
-  // i32 [num_seqs, max_blocks_per_seq] view of block_tables (valid while the vector is).
-  Tensor block_tables_view() const {
+  bool has_backend_operands() const { return !in_backend.tokens.empty(); }
+
+  // What ops get: the backend copies when present, else the host vectors.
+  std::span<const int32_t> tokens_operand() const {
+    return has_backend_operands() ? in_backend.tokens : std::span<const int32_t>(tokens);
+  }
+  std::span<const int32_t> positions_operand() const {
+    return has_backend_operands() ? in_backend.positions : std::span<const int32_t>(positions);
+  }
+  std::span<const int32_t> query_start_operand() const {
+    return has_backend_operands() ? in_backend.query_start : std::span<const int32_t>(query_start);
+  }
+  std::span<const int32_t> seq_lens_operand() const {
+    return has_backend_operands() ? in_backend.seq_lens : std::span<const int32_t>(seq_lens);
+  }
+  std::span<const int32_t> slot_mapping_operand() const {
+    return has_backend_operands() ? in_backend.slot_mapping
+                                  : std::span<const int32_t>(slot_mapping);
+  }
+  // i32 [num_seqs, max_blocks_per_seq]: the backend copy, or a view of the host vector (valid
+  // while the vector is).
+  Tensor block_tables_operand() const {
+    if (has_backend_operands()) return in_backend.block_tables;
     return Tensor(const_cast<int32_t*>(block_tables.data()), DType::kI32,
                   {num_seqs(), max_blocks_per_seq});
   }
@@ -45,6 +81,7 @@ struct ForwardBatch {
     slot_mapping.clear();
     logits_indices.clear();
     logits_in_backend = false;
+    in_backend = Operands{};
   }
 };
 

@@ -7,6 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
 #include <vector>
 
 #include "tessera/backend/backend.h"
@@ -15,6 +18,7 @@
 #include "tessera/model/batch.h"
 #include "tessera/model/model.h"
 #include "tessera/model/paged_kv_cache.h"
+#include "tessera/runtime/step_graphs.h"
 #include "tessera/sched/scheduler.h"
 
 namespace tessera::runtime {
@@ -22,6 +26,21 @@ namespace tessera::runtime {
 struct ModelRunnerConfig {
   int32_t max_num_batched_tokens = 2048;  // as the scheduler's token budget
   int32_t max_num_seqs = 64;              // as the scheduler's sequence cap
+  // Decode-step graphs (docs/cuda.md "CUDA graphs"), on backends that support them: pure-decode
+  // steps of up to max_graph_batch sequences (0: max_num_seqs) replay a graph captured per
+  // (batch, context) bucket; context buckets start at min_graph_context tokens and double.
+  bool enable_graphs = true;
+  int32_t max_graph_batch = 0;
+  int32_t min_graph_context = 512;
+};
+
+// What the runner did so far (for metrics and tests).
+struct ModelRunnerStats {
+  int64_t eager_steps = 0;            // forward passes run op by op (graph warm-ups included)
+  int64_t graph_replays = 0;          // steps run by replaying a captured graph
+  int64_t graph_captures = 0;         // graphs captured (one per bucket)
+  int64_t capture_failures = 0;       // buckets whose capture failed (they stay eager)
+  int64_t device_metadata_steps = 0;  // steps whose metadata ops read from backend memory
 };
 
 // The logits of one step: row i belongs to seq_ids[i] (the step's `sample` sequences, in
@@ -50,13 +69,32 @@ class ModelRunner {
   Status build_batch(const sched::SchedulerOutput& step, const sched::Scheduler& scheduler,
                      model::ForwardBatch* batch) const;
 
+  const ModelRunnerStats& stats() const { return stats_; }
+  bool graphs_enabled() const { return limits_.max_batch > 0; }
+
  private:
+  // Uploads `b`'s metadata into metadata_ and binds b->in_backend to it (false: too large for
+  // the buffer; the ops then stage the host vectors).
+  Result<bool> upload_metadata(model::ForwardBatch* b);
+  // Runs the pure-decode batch_ through its bucket's graph (warm-up and capture on first use);
+  // the step's logits are rows 0..n-1 of the returned device tensor.
+  Result<Tensor> run_graph_step(GraphBucket bucket);
+  void capture(GraphBucket bucket, const Tensor& logits);
+
   model::Model* model_;
   model::PagedKvCache* cache_;
   ModelRunnerConfig config_;
   model::ForwardBatch batch_;
   OwnedTensor logits_;                    // f32 [max_num_seqs, vocab]
   backend::BackendTensor device_logits_;  // f32 [max_num_seqs, vocab]; device backends only
+  // Device backends: every step's metadata, packed (MetadataLayout), at one fixed address.
+  backend::BackendTensor metadata_;  // i32 [capacity]
+  std::vector<int32_t> packed_;      // host staging of the same layout
+  StepGraphLimits limits_;           // max_batch 0: no graphs
+  model::ForwardBatch padded_;       // the current graph step, padded to its bucket
+  std::map<GraphBucket, std::unique_ptr<backend::StepGraph>> graphs_;
+  std::set<GraphBucket> failed_buckets_;
+  ModelRunnerStats stats_;
 };
 
 }  // namespace tessera::runtime

@@ -23,6 +23,17 @@ cudaError_t lt_gemm(LtContext* ctx, ElemType type, const void* x, int64_t ldx, c
                     int64_t ldw, float* out, int64_t ldo, int64_t M, int64_t N, int64_t K,
                     cudaStream_t stream);
 
+// Strided-batched lt_gemm: for b < batch, out + b * out_batch (f32 [M, N], ldo) =
+// (x + b * x_batch) [M, K] (ldx) @ (w + b * w_batch) [N, K]^T (ldw); strides in elements, batch
+// entries may interleave (a head's rows inside a token row) but no two outputs overlap.
+// One cuBLASLt call; like lt_gemm it allocates nothing (the context's workspace) and never
+// synchronises, so it can be captured in a CUDA graph. cudaErrorNotSupported when cuBLASLt has
+// no strided-batch algorithm for the layout (the caller may loop lt_gemm instead).
+cudaError_t lt_gemm_batched(LtContext* ctx, ElemType type, const void* x, int64_t ldx,
+                            int64_t x_batch, const void* w, int64_t ldw, int64_t w_batch,
+                            float* out, int64_t ldo, int64_t out_batch, int64_t batch, int64_t M,
+                            int64_t N, int64_t K, cudaStream_t stream);
+
 // cuBLASLt FP8 baseline: out f32 = (x_scale * x_e4m3) @ (w_scale * w_e4m3)^T with one scalar
 // scale per operand (device pointers to f32). K must be a multiple of 16. sm_89+ only.
 cudaError_t lt_gemm_fp8(LtContext* ctx, const uint8_t* x, int64_t ldx, const float* x_scale,

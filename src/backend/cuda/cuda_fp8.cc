@@ -20,7 +20,7 @@ Status cuda_matmul_block_scaled(const CudaContext& ctx, const Tensor& x, const T
                                 Tensor out) {
   TESSERA_RETURN_IF_ERROR(check_matmul_block_scaled(x, w, w_scale_inv, block, out));
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
-  Staging st(ctx.stream);
+  Staging st(ctx.stream, ctx.arena, "matmul_block_scaled");
   const int hx = st.add(x, false), hw = st.add(w, false), hs = st.add(w_scale_inv, false);
   const int ho = st.add(out, true);
   TESSERA_RETURN_IF_ERROR(st.stage());

@@ -15,7 +15,7 @@ Status cuda_matmul_int8(const CudaContext& ctx, const Tensor& x, const Tensor& w
                         const Tensor& w_scale, Int8Mode mode, Tensor out) {
   TESSERA_RETURN_IF_ERROR(check_matmul_int8(x, w, w_scale, mode, out));
   const int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
-  Staging st(ctx.stream);
+  Staging st(ctx.stream, ctx.arena, "matmul_int8");
   const int hx = st.add(x, false), hw = st.add(w, false), hs = st.add(w_scale, false);
   const int ho = st.add(out, true);
   TESSERA_RETURN_IF_ERROR(st.stage());

@@ -1,8 +1,10 @@
 // CUDA backend memory (cudaMalloc'd BackendTensors, upload, download) and the copy /
 // moe_combine ops. Strided transfers use one cudaMemcpy2DAsync when every row sits at a uniform
 // pitch, else rows are packed (on the host before an upload, on the device before a download).
-// Invariant: upload and download return with the data in place (the stream is synchronised);
-// copy and moe_combine on device operands only enqueue work.
+// Invariant: upload and download return with the data in place (the stream is synchronised), so
+// both are refused while a step graph is captured; copy and moe_combine on device operands only
+// enqueue work. copy from a host source stages it (eagerly only: captured, a replay would re-read
+// a stale staging copy).
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -61,6 +63,11 @@ void host_copy_rows(const Tensor& src, const Tensor& dst) {
 
 }  // namespace
 
+Status refuse_while_capturing(const CudaContext& ctx, const char* op, const char* why) {
+  if (ctx.arena == nullptr || !ctx.arena->capturing()) return Status::ok_status();
+  return invalid_argument("graph capture: {} cannot be recorded: {}", op, why);
+}
+
 Result<BackendTensor> cuda_allocate(const CudaContext& ctx, DType dtype,
                                     std::span<const int64_t> shape) {
   if (shape.empty() || shape.size() > static_cast<size_t>(kMaxDims)) {
@@ -95,6 +102,8 @@ Result<BackendTensor> cuda_allocate(const CudaContext& ctx, DType dtype,
 }
 
 Result<BackendTensor> cuda_upload(const CudaContext& ctx, const Tensor& host) {
+  TESSERA_RETURN_IF_ERROR(
+      refuse_while_capturing(ctx, "upload", "it waits for the copy (use copy() into a tensor)"));
   if (host.empty()) return invalid_argument("upload: the tensor has no data");
   const int ndim = host.ndim();
   std::vector<int64_t> shape(host.shape().begin(), host.shape().begin() + ndim);
@@ -131,6 +140,8 @@ Result<BackendTensor> cuda_upload(const CudaContext& ctx, const Tensor& host) {
 }
 
 Status cuda_download(const CudaContext& ctx, const Tensor& src, Tensor host_dst) {
+  TESSERA_RETURN_IF_ERROR(
+      refuse_while_capturing(ctx, "download", "it waits for the device (download after replay)"));
   TESSERA_RETURN_IF_ERROR(check_copy(src, host_dst));
   if (src.numel() == 0) return Status::ok_status();
   if (!is_device_pointer(src.data())) {  // a host tensor: nothing to transfer
@@ -156,7 +167,7 @@ Status cuda_download(const CudaContext& ctx, const Tensor& src, Tensor host_dst)
   }
   // Pack on the device (when src is not uniform), bring the rows over, unpack on the host.
   const int64_t packed_bytes = s.num_rows * s.row_elems;
-  Staging st(ctx.stream);
+  Staging st(ctx.stream, ctx.arena, "download");
   const void* rows = src.data();
   int64_t rows_pitch = s_pitch;
   if (!s_uniform) {
@@ -187,7 +198,7 @@ Status cuda_download(const CudaContext& ctx, const Tensor& src, Tensor host_dst)
 
 Status cuda_copy(const CudaContext& ctx, const Tensor& src, Tensor dst) {
   TESSERA_RETURN_IF_ERROR(check_copy(src, dst));
-  Staging st(ctx.stream);
+  Staging st(ctx.stream, ctx.arena, "copy");
   const int hs = st.add(src, false), hd = st.add(dst, true);
   TESSERA_RETURN_IF_ERROR(st.stage());
   if (hs < 0) return st.finish();
@@ -210,7 +221,7 @@ Status cuda_copy(const CudaContext& ctx, const Tensor& src, Tensor dst) {
 Status cuda_moe_combine(const CudaContext& ctx, const Tensor& x, const Tensor& weights,
                         Tensor out) {
   TESSERA_RETURN_IF_ERROR(check_moe_combine(x, weights, out));
-  Staging st(ctx.stream);
+  Staging st(ctx.stream, ctx.arena, "moe_combine");
   const int hx = st.add(x, false), hw = st.add(weights, false), ho = st.add(out, true);
   TESSERA_RETURN_IF_ERROR(st.stage());
   if (ho < 0) return st.finish();

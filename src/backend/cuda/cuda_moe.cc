@@ -29,7 +29,7 @@ Status run_grouped(const CudaContext& ctx, const Tensor& x, const Tensor& w,
                    const Tensor& w_scale_inv, const Tensor& ids, const BlockScaleParams& block,
                    Tensor out, const char* what) {
   const bool fp8 = w.dtype() == DType::kFP8_E4M3;
-  Staging st(ctx.stream);
+  Staging st(ctx.stream, ctx.arena, what);
   const int hx = st.add(x, false), hw = st.add(w, false), hi = st.add(ids, false);
   const int hs = fp8 ? st.add(w_scale_inv, false) : -1;
   const int ho = st.add(out, true);
@@ -99,7 +99,7 @@ Status cuda_moe_route(const CudaContext& ctx, const Tensor& logits, const Tensor
   p.topk_group = params.topk_group;
   p.norm_topk_prob = params.norm_topk_prob;
   p.routed_scaling_factor = params.routed_scaling_factor;
-  Staging st(ctx.stream);
+  Staging st(ctx.stream, ctx.arena, "moe_route");
   const int hl = st.add(logits, false), hb = st.add(bias, false);
   const int hi = st.add(out_ids, true), hw = st.add(out_weights, true);
   TESSERA_RETURN_IF_ERROR(st.stage());

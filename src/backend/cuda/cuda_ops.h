@@ -1,7 +1,9 @@
 // Launch glue of the CUDA backend's op families that live outside cuda_backend.cc (memory,
-// MoE, sampling, INT8): free functions over the backend's context, called by CudaBackendImpl.
+// MoE, sampling, INT8, batched matmul): free functions over the backend's context, called by
+// CudaBackendImpl.
 // Invariant: each checks its op contract (op_checks) first and stages host operands exactly as
-// cuda_backend.cc does (Staging), so host and device tensors both work.
+// cuda_backend.cc does (Staging with the context's CaptureArena), so host and device tensors
+// both work, and while capturing nothing touches host memory or waits.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -13,13 +15,20 @@
 
 namespace tessera::backend::cuda {
 
+class CaptureArena;  // staging.h
+
 struct CudaContext {
   int device = 0;
   cudaStream_t stream = nullptr;
   kernels::cuda::LtContext* lt = nullptr;
   int num_sms = 0;
-  int sm_version = 0;  // major * 10 + minor
+  int sm_version = 0;             // major * 10 + minor
+  CaptureArena* arena = nullptr;  // the backend's; says whether its stream is capturing
 };
+
+// An error for an op that cannot be recorded into a step graph (it reads host memory or waits
+// for the device), when `ctx`'s stream is capturing; OK otherwise.
+Status refuse_while_capturing(const CudaContext& ctx, const char* op, const char* why);
 
 // cuda_memory.cc
 Result<BackendTensor> cuda_allocate(const CudaContext& ctx, DType dtype,
@@ -27,8 +36,7 @@ Result<BackendTensor> cuda_allocate(const CudaContext& ctx, DType dtype,
 Result<BackendTensor> cuda_upload(const CudaContext& ctx, const Tensor& host);
 Status cuda_download(const CudaContext& ctx, const Tensor& src, Tensor host_dst);
 Status cuda_copy(const CudaContext& ctx, const Tensor& src, Tensor dst);
-Status cuda_moe_combine(const CudaContext& ctx, const Tensor& x, const Tensor& weights,
-                        Tensor out);
+Status cuda_moe_combine(const CudaContext& ctx, const Tensor& x, const Tensor& weights, Tensor out);
 
 // cuda_moe.cc
 bool cuda_moe_supports(Op op, DType a, DType b);
@@ -45,6 +53,9 @@ Status cuda_moe_grouped_matmul_block_scaled(const CudaContext& ctx, const Tensor
 Status cuda_matmul_block_scaled(const CudaContext& ctx, const Tensor& x, const Tensor& w,
                                 const Tensor& w_scale_inv, const BlockScaleParams& block,
                                 Tensor out);
+
+// cuda_batched.cc
+Status cuda_matmul_batched(const CudaContext& ctx, const Tensor& x, const Tensor& w, Tensor out);
 
 // cuda_sample.cc
 Status cuda_sample(const CudaContext& ctx, const Tensor& logits,

@@ -1,7 +1,7 @@
 // CUDA Backend::sample: op_checks, then the logits, the per-row parameters (packed as 8 int32
 // words each) and out_ids staged like every CUDA op, then kernels/cuda/sampling.
 // Invariant: with device logits and device out_ids the op only enqueues work; a host out_ids is
-// written back before it returns (Staging::finish).
+// written back before it returns (Staging::finish). Never captured: params are host values.
 #include <cstring>
 #include <vector>
 
@@ -20,6 +20,9 @@ namespace ks = kernels::sampling;
 
 Status cuda_sample(const CudaContext& ctx, const Tensor& logits,
                    std::span<const SampleParams> params, Tensor out_ids) {
+  TESSERA_RETURN_IF_ERROR(refuse_while_capturing(
+      ctx, "sample",
+      "its per-row parameters come from the host on every call (sample after replay)"));
   TESSERA_RETURN_IF_ERROR(check_sample(logits, params, out_ids));
   const int64_t rows = logits.dim(0), vocab = logits.dim(1);
   if (rows == 0) return Status::ok_status();
@@ -29,7 +32,7 @@ Status cuda_sample(const CudaContext& ctx, const Tensor& logits,
     const ks::SampleRowSpec spec = sample_row_spec(params[r]);
     std::memcpy(packed.data() + r * kWords, &spec, sizeof spec);
   }
-  Staging st(ctx.stream);
+  Staging st(ctx.stream, ctx.arena, "sample");
   const int hl = st.add(logits, false), hp = st.add_ints(packed), ho = st.add(out_ids, true);
   TESSERA_RETURN_IF_ERROR(st.stage());
   const Tensor dl = st.dev(hl);

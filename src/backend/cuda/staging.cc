@@ -123,8 +123,50 @@ PinnedRing& ring_for(cudaStream_t stream) {
 
 }  // namespace
 
+CaptureArena::~CaptureArena() {
+  for (void* p : chunks_) (void)cudaFree(p);
+}
+
+Status CaptureArena::add_chunk(int64_t bytes) {
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, static_cast<size_t>(bytes));
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return make_error(StatusCode::kResourceExhausted,
+                      "graph capture: {} bytes of capture scratch: {} (free device memory)", bytes,
+                      cudaGetErrorString(err));
+  }
+  chunks_.push_back(p);
+  plan_.add_chunk(bytes);
+  return Status::ok_status();
+}
+
+Status CaptureArena::presize() {
+  const int64_t bytes = plan_.presize_bytes();
+  return bytes > 0 ? add_chunk(bytes) : Status::ok_status();
+}
+
+Result<void*> CaptureArena::take(int64_t bytes) {
+  // NOTE: growing here calls cudaMalloc inside the capture, legal in relaxed capture mode (not
+  // a stream operation, so the graph does not record it); presize() makes it rare.
+  if (const int64_t grow = plan_.grow_bytes(bytes); grow > 0) {
+    TESSERA_RETURN_IF_ERROR(add_chunk(grow));
+  }
+  const int64_t offset = plan_.place(bytes);
+  return static_cast<void*>(static_cast<char*>(chunks_.back()) + offset);
+}
+
+Staging::Staging(cudaStream_t stream, CaptureArena* arena, const char* op)
+    : stream_(stream), arena_(arena), op_(op) {
+  if (arena_ != nullptr) arena_->begin_op();
+}
+
 Staging::~Staging() {
-  for (void* p : owned_) (void)cudaFreeAsync(p, stream_);
+  for (void* p : owned_) (void)cudaFreeAsync(p, stream_);  // never arena memory
+  if (arena_ != nullptr) {
+    if (!arena_->capturing()) arena_->note_eager_op(eager_scratch_bytes_);
+    arena_->end_op();
+  }
 }
 
 int Staging::add(const Tensor& t, bool output) {
@@ -149,6 +191,15 @@ Status Staging::stage() {
   std::vector<int> order;
   for (int i = 0; i < static_cast<int>(entries_.size()); ++i) {
     if (!entries_[i].on_device) order.push_back(i);
+  }
+  if (!order.empty() && capturing()) {
+    // NOTE: a capture records the upload's source address; the pinned ring region (or the
+    // caller's host memory) would hold other data by the time a replay reads it.
+    const Entry& e = entries_[order.front()];
+    return invalid_argument(
+        "graph capture: {} operand {} is host memory; a replay would read stale data (give ops "
+        "backend tensors while capturing)",
+        op_, e.t.describe());
   }
   std::sort(order.begin(), order.end(),
             [&](int a, int b) { return entries_[a].lo < entries_[b].lo; });
@@ -194,9 +245,12 @@ Tensor Staging::dev(int handle) const {
   // Same shape and strides, device data.
   Tensor moved(p, t.dtype(), t.shape().data(), t.ndim());
   switch (t.ndim()) {
-    case 1: return moved.with_strides({t.stride_bytes(0)});
-    case 2: return moved.with_strides({t.stride_bytes(0), t.stride_bytes(1)});
-    case 3: return moved.with_strides({t.stride_bytes(0), t.stride_bytes(1), t.stride_bytes(2)});
+    case 1:
+      return moved.with_strides({t.stride_bytes(0)});
+    case 2:
+      return moved.with_strides({t.stride_bytes(0), t.stride_bytes(1)});
+    case 3:
+      return moved.with_strides({t.stride_bytes(0), t.stride_bytes(1), t.stride_bytes(2)});
     default:
       return moved.with_strides(
           {t.stride_bytes(0), t.stride_bytes(1), t.stride_bytes(2), t.stride_bytes(3)});
@@ -208,10 +262,11 @@ const int32_t* Staging::dev_ints(int handle) const {
 }
 
 Result<void*> Staging::scratch(int64_t bytes) {
+  if (capturing()) return arena_->take(bytes);
+  eager_scratch_bytes_ += CaptureScratchPlan::rounded(bytes);
   void* p = nullptr;
-  TESSERA_CUDA_RETURN(cudaMallocAsync(&p, static_cast<size_t>(std::max<int64_t>(bytes, 16)),
-                                      stream_),
-                      "scratch");
+  TESSERA_CUDA_RETURN(
+      cudaMallocAsync(&p, static_cast<size_t>(std::max<int64_t>(bytes, 16)), stream_), "scratch");
   owned_.push_back(p);
   return p;
 }
@@ -220,10 +275,10 @@ Status Staging::finish() {
   TESSERA_CUDA_RETURN(cudaGetLastError(), "launch");
   for (const Span& s : spans_) {
     if (!s.output) continue;
-    TESSERA_CUDA_RETURN(cudaMemcpyAsync(const_cast<char*>(s.lo), s.dev,
-                                        static_cast<size_t>(s.hi - s.lo), cudaMemcpyDeviceToHost,
-                                        stream_),
-                        "staging download");
+    TESSERA_CUDA_RETURN(
+        cudaMemcpyAsync(const_cast<char*>(s.lo), s.dev, static_cast<size_t>(s.hi - s.lo),
+                        cudaMemcpyDeviceToHost, stream_),
+        "staging download");
   }
   // Only host outputs need the wait; host inputs were copied out of the caller's memory already.
   if (any_host_output_) TESSERA_CUDA_RETURN(cudaStreamSynchronize(stream_), "synchronize");
