@@ -1,9 +1,10 @@
-// CUDA INT8 matmul benchmark: our W8A8 (per-token quantisation + mma.sync s8 GEMM) and
-// weight-only INT8 GEMM against cuBLASLt's INT8 GEMM (CUBLAS_COMPUTE_32I, int32 out) at
-// M = 1, 64, 4096 for Llama-8B's [4096, 4096] and [14336, 4096] projections. Prints time, TOPS
-// or weight GB/s, the floor (max of bytes over a measured HBM copy bandwidth and ops over the
-// measured cuBLASLt INT8 8192^3 peak), and checks our W8A8 output bitwise against cuBLASLt's
-// int32 dots scaled the contract's way (f32(dot) * s_m) * w_scale[n].
+// CUDA INT8 matmul benchmark: our W8A8 (per-token quantisation + mma.sync s8 GEMM) against
+// cuBLASLt's INT8 GEMM (CUBLAS_COMPUTE_32I, int32 out) at M = 1, 64, 4096 for Llama-8B's
+// [4096, 4096] and [14336, 4096] projections, then the weight-only GEMM (bf16 hi + lo mma.sync
+// vs the CUDA-core fallback) at M = 1, 16, 256 for [4096, 14336] and [14336, 4096]. Prints time,
+// TOPS or GB/s, the floor (max of bytes over a measured HBM copy bandwidth and, for W8A8, ops
+// over the measured cuBLASLt INT8 8192^3 peak), and checks our W8A8 output bitwise against
+// cuBLASLt's int32 dots scaled the contract's way (f32(dot) * s_m) * w_scale[n].
 // `--probe` only says whether a GPU answers (exit 0; 2 without one, as without --probe).
 // Invariant: inputs are random (never all zeros) and every launch is checked for errors.
 #include <cublasLt.h>
@@ -222,15 +223,63 @@ int main(int argc, char** argv) {
         add("cuBLASLt int8 (i32 out)",
             tessera::bench::time_ms([&] { lt.run(q, ldq, w, c32, M, N, K, stream); }), "-");
       }
-      add("ours weight-only", tessera::bench::time_ms([&] {
-            TB_CHECK_CUDA(kc::gemm_int8_weight_only(x, K, w, K, w_scale, out, N, M, N, K, stream));
-          }),
-          "-");
       cudaFree(x);
       cudaFree(q);
       cudaFree(x_scale);
       cudaFree(out);
       cudaFree(c32);
+      cudaFree(partial);
+    }
+    cudaFree(w);
+    cudaFree(w_scale);
+  }
+  // Weight-only INT8 (f32 x): the tensor-core kernel (bf16 hi + lo mma.sync, split-K for small
+  // M) beside the CUDA-core fallback, at Llama-8B's down [4096, 14336] and gate/up [14336, 4096]
+  // projections; floor = bytes over HBM; check = NMSE of the mma output against the CUDA-core
+  // one (f32 sums both; the contract allows 5e-4, the hi + lo mirror predicts ~1e-11).
+  for (const Shape s : {Shape{4096, 14336}, Shape{14336, 4096}}) {
+    const int64_t N = s.n, K = s.k;
+    int8_t* w = dalloc<int8_t>(N * K);
+    float* w_scale = dalloc<float>(N);
+    fill_i8<<<1024, 256>>>(w, N * K, 17);
+    fill_f32<<<64, 256>>>(w_scale, N, 18);
+    for (const int64_t M : {int64_t{1}, int64_t{16}, int64_t{256}}) {
+      const int sms = prop.multiProcessorCount;
+      float* x = dalloc<float>(M * K);
+      float* out = dalloc<float>(M * N);
+      float* out_core = dalloc<float>(M * N);
+      float* partial = dalloc<float>(kc::wo::workspace_floats(M, N, K, sms));
+      fill_f32<<<1024, 256>>>(x, M * K, 19);
+      TB_CHECK_CUDA(cudaGetLastError());
+      const double bytes = double(N) * K + 4.0 * M * K + 4.0 * M * N + 4.0 * N;
+      auto add = [&](const char* what, double ms, const char* check) {
+        Row r{};
+        std::snprintf(r.name, sizeof(r.name), "%-22s M=%-5ld N=%-6ld K=%ld", what,
+                      static_cast<long>(M), static_cast<long>(N), static_cast<long>(K));
+        r.ms = ms;
+        r.achieved = bytes / ms / 1e6;
+        r.unit = "GB/s";
+        r.floor_ms = bytes / hbm_gbs / 1e6;
+        r.check = check;
+        rows.push_back(r);
+      };
+      const double mma_ms = tessera::bench::time_ms([&] {
+        return kc::gemm_int8_weight_only(x, K, w, K, w_scale, out, N, M, N, K, sms, partial,
+                                         stream);
+      });
+      const double core_ms = tessera::bench::time_ms([&] {
+        return kc::gemm_int8_weight_only_cuda_core(x, K, w, K, w_scale, out_core, N, M, N, K,
+                                                   stream);
+      });
+      const double e = tessera::bench::nmse_dev(out_core, out, M * N);
+      char label[48], check[64];
+      std::snprintf(label, sizeof(label), "wo mma split%d", kc::wo::splits(M, N, K, sms));
+      std::snprintf(check, sizeof(check), "%s NMSE %.1e vs cuda-core", e < 1e-8 ? "ok" : "BAD", e);
+      add(label, mma_ms, check);
+      add("wo cuda-core (old)", core_ms, "-");
+      cudaFree(x);
+      cudaFree(out);
+      cudaFree(out_core);
       cudaFree(partial);
     }
     cudaFree(w);

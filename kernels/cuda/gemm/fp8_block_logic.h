@@ -1,13 +1,15 @@
 // Shared host/device logic of the block-scaled FP8 GEMM: e4m3 encode/decode, the per-row
 // 128-wide activation scale, and the split-K / tile choice. Compiled by nvcc (as __host__
 // __device__) and by the host compiler (tests/unit/cuda_tile_logic_test.cc).
-// Invariant: no CUDA headers, no project headers; encode matches kernels::f32_to_fp8_e4m3
+// Invariant: no CUDA headers (only common/bits.h); encode matches kernels::f32_to_fp8_e4m3
 // (round to nearest even, saturate to +-448, NaN -> 0x7f | sign).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#include "kernels/cuda/common/bits.h"
 
 #if defined(__CUDACC__)
 #define TESSERA_HD __host__ __device__ __forceinline__
@@ -19,26 +21,6 @@ namespace tessera::kernels::cuda::fp8 {
 
 constexpr int kGroup = 128;  // activation group width == weight block (both dims)
 constexpr float kE4m3Max = 448.0f;
-
-TESSERA_HD uint32_t f32_bits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-#endif
-}
-
-TESSERA_HD float bits_f32(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-#endif
-}
 
 // f32 -> e4m3 (OCP "fn"): round to nearest even, |x| >= 464 saturates to 448, NaN -> 0x7f.
 TESSERA_HD uint8_t e4m3_encode(float f) {

@@ -1,6 +1,7 @@
 // CUDA INT8 matmul (docs/ops.md "INT8 matmul"): per-token activation quantisation, the W8A8
-// GEMM on mma.sync m16n8k32 s8 tensor cores (sm_80+), and a weight-only INT8 GEMM (CUDA cores,
-// i8 -> f32 in shared memory). Index and quantisation math lives in int8_math.h (host-tested).
+// GEMM on mma.sync m16n8k32 s8 tensor cores (sm_80+), and a weight-only INT8 GEMM (mma.sync
+// m16n8k16 bf16 with x split hi + lo, sm_80+; CUDA-core fallback). Index and quantisation math
+// lives in int8_math.h and int8_wo_logic.h (host-tested).
 // Invariant: out[M, N] = x[M, K] @ w[N, K]^T in row-major terms; leading dimensions are row
 // strides in elements (bytes for int8); W8A8 outputs equal kernels/ref/int8_matmul.h bitwise.
 #pragma once
@@ -10,6 +11,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/gemm/int8_math.h"
+#include "kernels/cuda/gemm/int8_wo_logic.h"
 
 namespace tessera::kernels::cuda {
 
@@ -30,8 +32,20 @@ cudaError_t gemm_w8a8(const int8_t* q, int64_t ldq, const float* x_scale, const 
                       int64_t N, int64_t K, int num_sms, int32_t* workspace, cudaStream_t stream);
 
 // Weight-only: out f32 [M, N] (ldo) = (x [M, K] (ldx) @ f32(w)[N, K]^T) * w_scale[n], f32 sums.
+// Tensor cores (int8_wo_logic.h) when wo::mma_eligible (sm_80+, x and w bases 16-byte aligned,
+// ldx % 4 == 0, ldw % 16 == 0, K % 16 == 0): x = bf16 hi + bf16 lo, i8 weights exact in bf16,
+// f32 accumulators; otherwise a CUDA-core f32 kernel. workspace: f32
+// [wo::workspace_floats(M, N, K, num_sms)] for split-K partials (small M); may be null, which
+// disables the split.
 cudaError_t gemm_int8_weight_only(const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
                                   const float* w_scale, float* out, int64_t ldo, int64_t M,
-                                  int64_t N, int64_t K, cudaStream_t stream);
+                                  int64_t N, int64_t K, int num_sms, float* workspace,
+                                  cudaStream_t stream);
+// The CUDA-core kernel alone (any strides, any sm): what gemm_int8_weight_only falls back to;
+// exposed for bench/cuda_int8_bench.cu.
+cudaError_t gemm_int8_weight_only_cuda_core(const float* x, int64_t ldx, const int8_t* w,
+                                            int64_t ldw, const float* w_scale, float* out,
+                                            int64_t ldo, int64_t M, int64_t N, int64_t K,
+                                            cudaStream_t stream);
 
 }  // namespace tessera::kernels::cuda

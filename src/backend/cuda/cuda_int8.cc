@@ -1,5 +1,6 @@
 // CUDA INT8 matmul (docs/ops.md "INT8 matmul"): W8A8 quantises x per token into stream-ordered
-// scratch, then runs the mma.sync s8 GEMM; weight-only runs the CUDA-core GEMM on f32 x.
+// scratch, then runs the mma.sync s8 GEMM; weight-only runs the bf16 hi + lo mma.sync GEMM on
+// f32 x (split-K partials in scratch), or its CUDA-core fallback for unaligned operands.
 // Invariant: op_checks first; operands are staged with cuda::Staging as in cuda_backend.cc, so
 // host and device tensors both work; nothing is read on the host.
 #include "kernels/cuda/gemm/gemm_int8.h"
@@ -45,13 +46,21 @@ Status cuda_matmul_int8(const CudaContext& ctx, const Tensor& x, const Tensor& w
           "matmul_int8 (W8A8)");
       return st.finish();
     }
-    case Int8Mode::kWeightOnly:
+    case Int8Mode::kWeightOnly: {
+      // Split-K partials for small M; unused (but harmless) when the CUDA-core fallback runs.
+      const int64_t partial_floats = kc::wo::workspace_floats(M, N, K, ctx.num_sms);
+      float* partial = nullptr;
+      if (partial_floats > 0) {
+        TESSERA_ASSIGN_OR_RETURN(void* scratch, st.scratch(partial_floats * 4));
+        partial = static_cast<float*>(scratch);
+      }
       TESSERA_CUDA_RETURN(kc::gemm_int8_weight_only(
                               dx.data_as<const float>(), dx.stride_bytes(0) / 4, wp,
                               dw.stride_bytes(0), ds.data_as<const float>(), dout.data_as<float>(),
-                              dout.stride_bytes(0) / 4, M, N, K, ctx.stream),
+                              dout.stride_bytes(0) / 4, M, N, K, ctx.num_sms, partial, ctx.stream),
                           "matmul_int8 (weight-only)");
       return st.finish();
+    }
   }
   return invalid_argument("matmul_int8: unknown mode");
 }
