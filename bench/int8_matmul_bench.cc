@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cpu_bench_util.h"
 #include "kernels/common/types.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/ops.h"
@@ -34,30 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Streaming read of a buffer much larger than the caches, split over the pool's threads.
-double measure_bandwidth_gbs(tessera::ThreadPool& pool) {
-  const int64_t n = int64_t{256} << 20 >> 3;  // 256 MiB of uint64
-  std::vector<uint64_t> buf(n, 1);
-  std::vector<uint64_t> sums(pool.num_threads() * 8);
-  double best = 0.0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const auto t0 = Clock::now();
-    pool.run([&](int t, int nt) {
-      const int64_t b = n * t / nt, e = n * (t + 1) / nt;
-      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (int64_t i = b; i + 4 <= e; i += 4) {
-        s0 += buf[i];
-        s1 += buf[i + 1];
-        s2 += buf[i + 2];
-        s3 += buf[i + 3];
-      }
-      sums[t * 8] = s0 + s1 + s2 + s3;
-    });
-    best = std::max(best, n * 8.0 / seconds_since(t0) / 1e9);
-  }
-  return best;
 }
 
 // Seconds per call of fn(i), i counting calls, after one warm-up pass over `copies`.
@@ -156,7 +133,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--decode-only")) prefill = false;
   }
   tessera::ThreadPool pool(threads);
-  const double bw = measure_bandwidth_gbs(pool);
+  const double bw = tessera::bench::read_bandwidth_gbs(pool);
   std::printf("threads %d, isa %s, streaming-read bandwidth %.2f GB/s\n", threads,
               tessera::kernels::cpu::isa_name(tessera::kernels::cpu::ops_isa()), bw);
   struct Shape {

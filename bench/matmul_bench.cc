@@ -2,7 +2,8 @@
 // weight type, printing weight GB/s and GFLOP/s beside the floor — a streaming-read memory
 // bandwidth measured here with the same threads. M=1 rotates over enough weight copies that
 // every call streams from DRAM, as a decode step does.
-// Usage: matmul_bench [--threads N] [--quick] [--decode-only] [--hot (cache-resident weights)]   (TESSERA_CPU_ISA=scalar|avx2|avx512 to force)
+// Usage: matmul_bench [--threads N] [--quick] [--decode-only] [--hot (cache-resident weights)]
+// (TESSERA_CPU_ISA=scalar|avx2|avx512 to force)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cpu_bench_util.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/ref/quantize.h"
@@ -27,38 +29,13 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Streaming read of a buffer much larger than the caches, split over the pool's threads.
-double measure_bandwidth_gbs(tessera::ThreadPool& pool) {
-  const int64_t n = int64_t{256} << 20 >> 3;  // 256 MiB of uint64
-  std::vector<uint64_t> buf(n, 1);
-  std::vector<uint64_t> sums(pool.num_threads() * 8);
-  double best = 0.0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const auto t0 = Clock::now();
-    pool.run([&](int t, int nt) {
-      const int64_t b = n * t / nt, e = n * (t + 1) / nt;
-      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (int64_t i = b; i + 4 <= e; i += 4) {
-        s0 += buf[i];
-        s1 += buf[i + 1];
-        s2 += buf[i + 2];
-        s3 += buf[i + 3];
-      }
-      sums[t * 8] = s0 + s1 + s2 + s3;
-    });
-    const double s = seconds_since(t0);
-    best = std::max(best, n * 8.0 / s / 1e9);
-  }
-  return best;
-}
-
 struct Case {
   DType type;
   int64_t n, k;
 };
 
-void run_case(tessera::ThreadPool& pool, tessera::backend::CpuMatmul& mm, const Case& c,
-              int64_t m, double bw_gbs, bool quick, bool hot) {
+void run_case(tessera::ThreadPool& pool, tessera::backend::CpuMatmul& mm, const Case& c, int64_t m,
+              double bw_gbs, bool quick, bool hot) {
   const tessera::kernels::ElemTraits t = tessera::kernels::elem_traits(c.type);
   const int64_t row_bytes = c.k / t.block_elems * t.block_bytes;
   const int64_t w_bytes = c.n * row_bytes;
@@ -100,11 +77,12 @@ void run_case(tessera::ThreadPool& pool, tessera::backend::CpuMatmul& mm, const 
   const double floor_us = w_bytes / (bw_gbs * 1e9) * 1e6;
   // NOTE: the bytes floor binds at M=1; at M=512 the kernels are compute-bound and the
   // weight GB/s column only shows how far from that floor they are.
-  std::printf("%-5s M=%-4ld N=%-6ld K=%-5ld %10.1f us  %7.2f GB/s  %8.2f GFLOP/s  "
-              "bytes floor %8.1f us (%.0f%% of bw)\n",
-              std::string(tessera::dtype_name(c.type)).c_str(), static_cast<long>(m),
-              static_cast<long>(c.n), static_cast<long>(c.k), sec * 1e6, gbs, gflops, floor_us,
-              100.0 * gbs / bw_gbs);
+  std::printf(
+      "%-5s M=%-4ld N=%-6ld K=%-5ld %10.1f us  %7.2f GB/s  %8.2f GFLOP/s  "
+      "bytes floor %8.1f us (%.0f%% of bw)\n",
+      std::string(tessera::dtype_name(c.type)).c_str(), static_cast<long>(m),
+      static_cast<long>(c.n), static_cast<long>(c.k), sec * 1e6, gbs, gflops, floor_us,
+      100.0 * gbs / bw_gbs);
 }
 
 }  // namespace
@@ -123,12 +101,12 @@ int main(int argc, char** argv) {
   }
   tessera::ThreadPool pool(threads);
   tessera::backend::CpuMatmul mm;
-  const double bw = measure_bandwidth_gbs(pool);
+  const double bw = tessera::bench::read_bandwidth_gbs(pool);
   std::printf("threads %d, isa %s, streaming-read bandwidth %.2f GB/s\n", threads,
               tessera::kernels::cpu::isa_name(mm.isa()), bw);
   std::vector<Case> cases;
-  for (DType t : {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kBF16,
-                  DType::kF32}) {
+  for (DType t :
+       {DType::kQ4_1, DType::kQ4_0, DType::kQ8_0, DType::kF16, DType::kBF16, DType::kF32}) {
     cases.push_back({t, 576, 576});
     cases.push_back({t, 1536, 576});
     cases.push_back({t, 576, 1536});

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/cpu_bench_util.h"
 #include "src/apps/app_model.h"
 #include "tessera/backend/backend.h"
 #include "tessera/core/tensor.h"
@@ -59,36 +60,6 @@ OwnedTensor random_tensor(DType dtype, std::initializer_list<int64_t> shape, flo
     for (int64_t i = 0; i < n; ++i) p[i] = next_uniform() * scale;
   }
   return t;
-}
-
-// Read bandwidth: `threads` threads summing disjoint parts of a 1 GiB buffer, best of 3.
-double measure_bandwidth_gbs(int threads) {
-  const size_t n = (size_t{1} << 30) / 8;
-  std::vector<uint64_t> buf(n, 1);
-  double best = 0.0;
-  for (int rep = 0; rep < 3; ++rep) {
-    std::vector<uint64_t> sums(threads, 0);
-    const auto t0 = Clock::now();
-    std::vector<std::thread> pool;
-    for (int i = 0; i < threads; ++i) {
-      pool.emplace_back([&, i] {
-        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        const size_t begin = n / threads * i, end = n / threads * (i + 1);
-        for (size_t j = begin; j + 4 <= end; j += 4) {
-          s0 += buf[j];
-          s1 += buf[j + 1];
-          s2 += buf[j + 2];
-          s3 += buf[j + 3];
-        }
-        sums[i] = s0 + s1 + s2 + s3;
-      });
-    }
-    for (auto& t : pool) t.join();
-    const double s = seconds_since(t0);
-    if (sums[0] == 42) fmt::print(stderr, "-");  // keep the loop
-    best = std::max(best, static_cast<double>(n * 8) / s / 1e9);
-  }
-  return best;
 }
 
 #define CHECK_OK(expr)                                            \
@@ -227,7 +198,7 @@ int main(int argc, char** argv) {
   backend::Backend& be = **be_or;
   const int bw_threads =
       threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
-  const double bandwidth = measure_bandwidth_gbs(bw_threads);
+  const double bandwidth = tessera::bench::read_bandwidth_gbs(bw_threads);
   const auto t_init = Clock::now();
   MoeWeights moe;
   MlaWeights mla;
