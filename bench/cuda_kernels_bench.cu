@@ -17,6 +17,7 @@
 #include "kernels/cuda/attention/paged_attention.h"
 #include "kernels/cuda/elementwise/elementwise.h"
 #include "kernels/cuda/gemm/gemm.h"
+#include "kernels/cuda/gemm/gemm_gguf.h"
 #include "kernels/cuda/norm/rms_norm.h"
 
 namespace kc = tessera::kernels::cuda;
@@ -255,6 +256,69 @@ int main(int argc, char** argv) {
     for (void* ptr : {static_cast<void*>(x), static_cast<void*>(xq), static_cast<void*>(xq_lo),
                       static_cast<void*>(xs), static_cast<void*>(w), static_cast<void*>(ws),
                       static_cast<void*>(out), static_cast<void*>(out2), split_ws}) {
+      cudaFree(ptr);
+    }
+  }
+  // 3b. GGUF block-quantized matmul (Llama-8B q/o and gate/up shapes, N x K) against the HBM
+  // floor of its weight bytes and the f16 cuBLASLt matmul of the dequantised weight it replaces
+  // (x rounded to f16 there); NMSE of the block kernels against that f16 path. M = 256 also
+  // times what the backend runs there: f16 dequantise + cuBLASLt (docs/ops.md).
+  {
+    const int64_t maxN = 14336, K = 4096, maxM = 256;
+    const int64_t max_w = maxN * K / 32 * 34;  // Q8_0 is the largest per value
+    void* w = tessera::bench::dalloc(max_w);
+    void* wh = tessera::bench::dalloc(maxN * K * 2);
+    float* x = static_cast<float*>(tessera::bench::dalloc(maxM * K * 4));
+    void* xh = tessera::bench::dalloc(maxM * K * 2);
+    float* out = static_cast<float*>(tessera::bench::dalloc(maxM * maxN * 4));
+    float* out_f16 = static_cast<float*>(tessera::bench::dalloc(maxM * maxN * 4));
+    fill(w, max_w, 13);  // every 16-bit word is a finite f16 / bf16 in +-[0.25, 2)
+    fill(x, maxM * K * 4, 14);
+    TB_CHECK_CUDA(kc::convert(x, rows2(maxM, K), ElemType::kF16, xh, rows2(maxM, K), nullptr));
+    struct Q {
+      const char* name;
+      ElemType type;
+      int64_t block_elems, block_bytes;
+    };
+    const Q types[] = {{"q4_1", ElemType::kQ4_1, 32, 20},
+                       {"q8_0", ElemType::kQ8_0, 32, 34},
+                       {"q4_k", ElemType::kQ4_K, 256, 144},
+                       {"q6_k", ElemType::kQ6_K, 256, 210}};
+    for (const Q& q : types) {
+      for (int64_t N : {int64_t{4096}, maxN}) {
+        const int64_t ldw = K / q.block_elems * q.block_bytes, w_bytes = N * ldw;
+        TB_CHECK_CUDA(kc::dequantize_gguf_rows(q.type, w, ldw, nullptr, N, K, ElemType::kF16, wh, K,
+                                               nullptr));
+        for (int64_t M : {int64_t{1}, int64_t{16}, maxM}) {
+          const double ms = tessera::bench::time_ms(
+              [&] { return kc::gemm_gguf(q.type, x, K, w, ldw, out, N, M, N, K, nullptr); });
+          const double f16_ms = tessera::bench::time_ms([&] {
+            return kc::lt_gemm(lt, ElemType::kF16, xh, K, wh, K, out_f16, N, M, N, K, nullptr);
+          });
+          TB_CHECK_CUDA(kc::gemm_gguf(q.type, x, K, w, ldw, out, N, M, N, K, nullptr));
+          TB_CHECK_CUDA(cudaDeviceSynchronize());
+          const double err = tessera::bench::nmse_dev(out_f16, out, M * N);
+          char name[64], target[160];
+          std::snprintf(name, sizeof(name), "%s %ldx%ld M=%ld", q.name, long(N), long(K), long(M));
+          std::snprintf(target, sizeof(target), "floor %.4f ms; f16 cuBLASLt %.4f ms; NMSE %.1e",
+                        w_bytes / hbm / 1e6, f16_ms, err);
+          rows.push_back({name, ms, w_bytes / ms / 1e6, "GB/s", hbm, target});
+          if (M == maxM) {
+            const double slab_ms = tessera::bench::time_ms([&] {
+              TB_CHECK_CUDA(kc::dequantize_gguf_rows(q.type, w, ldw, nullptr, N, K, ElemType::kF16,
+                                                     wh, K, nullptr));
+              return kc::lt_gemm(lt, ElemType::kF16, xh, K, wh, K, out, N, M, N, K, nullptr);
+            });
+            std::snprintf(name, sizeof(name), "%s %ldx%ld M=%ld dq+Lt", q.name, long(N), long(K),
+                          long(M));
+            rows.push_back({name, slab_ms, 2.0 * M * N * K / slab_ms / 1e9, "TFLOP/s", peak,
+                            "the backend's prefill path (f16 dequantise + cuBLASLt)"});
+          }
+        }
+      }
+    }
+    for (void* ptr :
+         {w, wh, static_cast<void*>(x), xh, static_cast<void*>(out), static_cast<void*>(out_f16)}) {
       cudaFree(ptr);
     }
   }

@@ -213,10 +213,14 @@ static OwnedTensor dequantize_to_f16(const Tensor& w) {
 
 Result<Tensor> LlamaModel::resident(const Tensor& host) {
   if (host.empty()) return host;
-  // NOTE: a backend with no kernel for a GGUF block type (CUDA has none yet) gets the weight
-  // dequantised to f16 once here, so GGUF models run there at f16 size (docs/cuda.md).
-  if (dtype_info(host.dtype()).is_quantized && host.ndim() == 2 &&
-      !backend_->supports(backend::Op::kMatmul, host.dtype(), DType::kF32)) {
+  // NOTE: a backend with no kernel for a GGUF block type gets the weight dequantised to f16
+  // once here, so GGUF models run there at f16 size (docs/cuda.md). The token embedding (also
+  // the tied head) stays quantised only when both its embedding and its matmul have kernels.
+  const bool is_embd = host.data() == token_embd_.data();
+  const bool kept =
+      backend_->supports(backend::Op::kMatmul, host.dtype(), DType::kF32) &&
+      (!is_embd || backend_->supports(backend::Op::kEmbedding, host.dtype(), DType::kF32));
+  if (dtype_info(host.dtype()).is_quantized && host.ndim() == 2 && !kept) {
     OwnedTensor plain = dequantize_to_f16(host);
     TESSERA_ASSIGN_OR_RETURN(backend::BackendTensor t, backend_->upload(plain.view()));
     Tensor view = t.view;

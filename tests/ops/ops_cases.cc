@@ -305,12 +305,47 @@ void add_convert_cases(std::vector<OpCase>& cases) {
   }
 }
 
+// Block-type matmul at the CUDA kernels' boundaries: M = 8 (the GEMV's largest), 9 and 31 (the
+// tiled kernel), 130 (f16 slabs + cuBLASLt); N not a multiple of the 32-row GEMV CTA or the 64-wide
+// tile; K of 1056 crosses the GEMV's 1024-value chunk with a one-group tail.
+void add_gguf_matmul_cases(std::vector<OpCase>& cases) {
+  const DType types[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
+  struct Shape {
+    int64_t m, n, k32, kk;  // k for 32-value blocks, for 256-value K-quant blocks
+    bool strided;
+  };
+  const Shape shapes[] = {{8, 97, 1056, 1280, true},
+                          {9, 65, 800, 768, false},
+                          {31, 7, 96, 256, true},
+                          {130, 71, 1056, 768, true}};
+  for (DType type : types) {
+    const bool kquant = type == DType::kQ4_K || type == DType::kQ6_K;
+    for (const Shape& s : shapes) {
+      const int64_t k = kquant ? s.kk : s.k32;
+      OpCase c;
+      c.name = fmt::format("matmul/{}_m{}_n{}_k{}{}_gguf", dtype_name(type), s.m, s.n, k,
+                           sfx(s.strided));
+      c.tol = "matmul";
+      c.op = Op::kMatmul;
+      c.type_a = type;
+      c.setup = [=](CaseBuffers& b) -> OpFn {
+        Tensor x = b.random(DType::kF32, {s.m, k}, pad_if(s.strided, 2, 5));
+        Tensor w = b.random_weights(type, s.n, k);
+        Tensor out = b.output(DType::kF32, {s.m, s.n}, pad_if(s.strided, 2, 2));
+        return [=](Backend& be) { return be.matmul(x, w, out); };
+      };
+      cases.push_back(std::move(c));
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<OpCase> all_cases() {
   std::vector<OpCase> cases;
   add_embedding_cases(cases);
   add_matmul_cases(cases);
+  add_gguf_matmul_cases(cases);
   add_rms_norm_cases(cases);
   add_rope_cases(cases);
   add_attention_cases(cases);

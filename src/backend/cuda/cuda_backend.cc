@@ -1,5 +1,6 @@
 // CudaBackend: op_checks, then operand staging (device views as is, host views copied), then
-// the kernels of kernels/cuda on the backend's stream. Dense matmul goes through cuBLASLt. Step
+// the kernels of kernels/cuda on the backend's stream. Dense matmul goes through cuBLASLt, GGUF
+// block types through cuda_gguf.cc. Step
 // graphs are CUDA stream capture of the same ops (docs/cuda.md "CUDA graphs").
 // Invariant: an op on device-resident operands only enqueues work (errors of asynchronous
 // kernels surface at synchronize()); an op with any host operand returns after its outputs
@@ -106,8 +107,9 @@ class CudaBackendImpl final : public CudaBackend {
   std::string_view name() const override { return "cuda"; }
 
   bool supports(Op op, DType a, DType b) const override {
-    if (op == Op::kMatmul) return is_plain_float(a);
-    if (op == Op::kEmbedding) return is_plain_float(a);
+    if (op == Op::kMatmul || op == Op::kEmbedding) {
+      return is_plain_float(a) || cuda::cuda_gguf_supports(a);
+    }
     if (op == Op::kAttention || op == Op::kPagedAttention || op == Op::kKvAppend) {
       return is_plain_float(a);
     }
@@ -335,6 +337,9 @@ class CudaBackendImpl final : public CudaBackend {
   }
 
   Status embedding_op(const Tensor& table, std::span<const int32_t> ids, Tensor out) {
+    if (cuda::cuda_gguf_supports(table.dtype())) {
+      return cuda::cuda_embedding_gguf(ctx_, table, ids, out, access_of({ids.data()}));
+    }
     TESSERA_RETURN_IF_ERROR(check_embedding(table, ids, out, access_of({ids.data()})));
     if (!is_plain_float(table.dtype())) {
       return unimplemented("embedding: the CUDA backend has no kernel for table {}",
@@ -353,6 +358,7 @@ class CudaBackendImpl final : public CudaBackend {
   }
 
   Status matmul_op(const Tensor& x, const Tensor& w, Tensor out) {
+    if (cuda::cuda_gguf_supports(w.dtype())) return cuda::cuda_matmul_gguf(ctx_, x, w, out);
     TESSERA_RETURN_IF_ERROR(check_matmul(x, w, out));
     if (!is_plain_float(w.dtype())) {
       return unimplemented("matmul: the CUDA backend has no kernel for weight {}", w.describe());

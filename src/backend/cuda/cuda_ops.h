@@ -1,6 +1,6 @@
 // Launch glue of the CUDA backend's op families that live outside cuda_backend.cc (memory,
-// MoE, sampling, INT8, batched matmul): free functions over the backend's context, called by
-// CudaBackendImpl.
+// MoE, sampling, INT8, batched matmul, GGUF block types): free functions over the backend's
+// context, called by CudaBackendImpl.
 // Invariant: each checks its op contract (op_checks) first and stages host operands exactly as
 // cuda_backend.cc does (Staging with the context's CaptureArena), so host and device tensors
 // both work, and while capturing nothing touches host memory or waits.
@@ -64,5 +64,11 @@ Status cuda_sample(const CudaContext& ctx, const Tensor& logits,
 // cuda_int8.cc
 Status cuda_matmul_int8(const CudaContext& ctx, const Tensor& x, const Tensor& w,
                         const Tensor& w_scale, Int8Mode mode, Tensor out);
+
+// cuda_gguf.cc: matmul and embedding on GGUF block types (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K).
+bool cuda_gguf_supports(DType type);
+Status cuda_matmul_gguf(const CudaContext& ctx, const Tensor& x, const Tensor& w, Tensor out);
+Status cuda_embedding_gguf(const CudaContext& ctx, const Tensor& table,
+                           std::span<const int32_t> ids, Tensor out, MetadataAccess access);
 
 }  // namespace tessera::backend::cuda
