@@ -22,6 +22,34 @@ __device__ __forceinline__ int64_t row_offset(const RowLayout& l, int64_t r) {
   return off;
 }
 
+// The 4 x 4 register tile of the CUDA-core GEMM fallbacks: acc[i][j] += a[i] * b[j].
+__device__ __forceinline__ void fma_tile4x4(float (&acc)[4][4], const float (&a)[4],
+                                            const float (&b)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+  }
+}
+
+// Stores that tile: out[(row0 + i) * ldo + col0 + j] = acc[i][j] * col_scale(col0 + j) for the
+// entries inside [M, N] (col_scale: a callable int64_t -> float).
+template <typename ColScale>
+__device__ __forceinline__ void store_tile4x4(const float (&acc)[4][4], int64_t row0, int64_t col0,
+                                              int64_t M, int64_t N, float* out, int64_t ldo,
+                                              ColScale col_scale) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int64_t m = row0 + i;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t n = col0 + j;
+      if (n < N) out[m * ldo + n] = acc[i][j] * col_scale(n);
+    }
+  }
+}
+
 // The sequence of a packed batch (DESIGN.md "One step's batch") owning token row t: the last s
 // with query_start[s] <= t (query_start [num_seqs + 1]).
 __device__ __forceinline__ int find_seq(const int32_t* query_start, int64_t num_seqs, int64_t t) {

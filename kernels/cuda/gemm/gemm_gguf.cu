@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "kernels/cuda/common/device_utils.cuh"
 #include "kernels/cuda/gemm/gemm_gguf.h"
 
 namespace tessera::kernels::cuda {
@@ -168,23 +169,10 @@ __global__ void __launch_bounds__(g::kTileThreads)
       const float4 a = *reinterpret_cast<const float4*>(&xs[k][ty * 4]);
       const float4 b = *reinterpret_cast<const float4*>(&ws[k][tx * 4]);
       const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
-      }
+      fma_tile4x4(acc, av, bv);
     }
   }
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int64_t m = m0 + ty * 4 + i;
-    if (m >= M) continue;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t n = n0 + tx * 4 + j;
-      if (n < N) out[m * ldo + n] = acc[i][j];
-    }
-  }
+  store_tile4x4(acc, m0 + ty * 4, n0 + tx * 4, M, N, out, ldo, [](int64_t) { return 1.0f; });
 }
 
 // out row r [K] = dequant(w row ids[r] or r); thread k of grid x, rows strided over grid y.

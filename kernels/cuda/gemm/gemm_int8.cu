@@ -7,6 +7,7 @@
 // int8_wo_logic.h, which host tests check (the latter also mirrors the weight-only arithmetic).
 #include <algorithm>
 
+#include "kernels/cuda/common/device_utils.cuh"
 #include "kernels/cuda/common/mma.cuh"
 #include "kernels/cuda/gemm/gemm_int8.h"
 #include "kernels/cuda/gemm/int8_wo_logic.h"
@@ -214,24 +215,12 @@ __global__ void __launch_bounds__(kWoThreads)
         a[i] = xs[c][ty * 4 + i];
         b[i] = ws[c][tx * 4 + i];
       }
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-      }
+      fma_tile4x4(acc, a, b);
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const int64_t m = m0 + ty * 4 + i;
-    if (m >= M) continue;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t n = n0 + tx * 4 + j;
-      if (n < N) out[m * ldo + n] = acc[i][j] * w_scale[n];
-    }
-  }
+  store_tile4x4(acc, m0 + ty * 4, n0 + tx * 4, M, N, out, ldo,
+                [w_scale](int64_t n) { return w_scale[n]; });
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
