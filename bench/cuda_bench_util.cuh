@@ -74,6 +74,14 @@ inline void* dalloc(int64_t bytes) {
   return p;
 }
 
+// A device copy of `host` (never freed before exit).
+template <typename T>
+T* upload(const std::vector<T>& host) {
+  T* p = static_cast<T*>(dalloc(static_cast<int64_t>(host.size() * sizeof(T))));
+  TB_CHECK_CUDA(cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return p;
+}
+
 // NMSE of `got` against `ref` (device f32 arrays of n values), for cross-checks between paths.
 inline double nmse_dev(const float* ref, const float* got, int64_t n) {
   std::vector<float> a(n), b(n);

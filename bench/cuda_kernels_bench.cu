@@ -61,6 +61,41 @@ kc::RowLayout rows2(int64_t r, int64_t c) {
   return l;
 }
 
+// Paged attention over an f16 GQA cache [blocks, bs, hkv, d] (K and V separate); q and o
+// f32 [tokens, hq, d]; query_start / seq_lens / block tables on the device.
+kc::PagedAttentionParams gqa_f16_params(const float* q, const void* k, const void* v, float* o,
+                                        int64_t hq, int64_t hkv, int64_t d, int64_t bs,
+                                        int64_t tokens, int64_t seqs, const int32_t* query_start,
+                                        const int32_t* seq_lens, const int32_t* block_tables,
+                                        int64_t bt_stride) {
+  kc::PagedAttentionParams p{};
+  p.q = q;
+  p.q_tok = hq * d;
+  p.q_head = d;
+  p.k = k;
+  p.v = v;
+  p.k_block = p.v_block = bs * hkv * d;
+  p.k_slot = p.v_slot = hkv * d;
+  p.k_head = p.v_head = d;
+  p.kv_type = ElemType::kF16;
+  p.out = o;
+  p.o_tok = hq * d;
+  p.o_head = d;
+  p.num_tokens = tokens;
+  p.num_seqs = seqs;
+  p.num_q_heads = hq;
+  p.num_kv_heads = hkv;
+  p.head_dim = d;
+  p.v_head_dim = d;
+  p.block_size = bs;
+  p.query_start = query_start;
+  p.seq_lens = seq_lens;
+  p.block_tables = block_tables;
+  p.bt_stride = bt_stride;
+  p.scale = 0.088f;
+  return p;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -339,37 +374,11 @@ int main(int argc, char** argv) {
     std::vector<int32_t> qs(seqs + 1), lens(seqs, ctx), table(num_blocks);
     for (int64_t s = 0; s <= seqs; ++s) qs[s] = int32_t(s);
     for (int64_t i = 0; i < num_blocks; ++i) table[i] = int32_t((i * 7919) % num_blocks);
-    int32_t* dqs = static_cast<int32_t*>(tessera::bench::dalloc(qs.size() * 4));
-    int32_t* dlens = static_cast<int32_t*>(tessera::bench::dalloc(lens.size() * 4));
-    int32_t* dtable = static_cast<int32_t*>(tessera::bench::dalloc(table.size() * 4));
-    TB_CHECK_CUDA(cudaMemcpy(dqs, qs.data(), qs.size() * 4, cudaMemcpyHostToDevice));
-    TB_CHECK_CUDA(cudaMemcpy(dlens, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice));
-    TB_CHECK_CUDA(cudaMemcpy(dtable, table.data(), table.size() * 4, cudaMemcpyHostToDevice));
-    kc::PagedAttentionParams p{};
-    p.q = q;
-    p.q_tok = hq * d;
-    p.q_head = d;
-    p.k = k;
-    p.v = v;
-    p.k_block = p.v_block = bs * hkv * d;
-    p.k_slot = p.v_slot = hkv * d;
-    p.k_head = p.v_head = d;
-    p.kv_type = ElemType::kF16;
-    p.out = o;
-    p.o_tok = hq * d;
-    p.o_head = d;
-    p.num_tokens = seqs;
-    p.num_seqs = seqs;
-    p.num_q_heads = hq;
-    p.num_kv_heads = hkv;
-    p.head_dim = d;
-    p.v_head_dim = d;
-    p.block_size = bs;
-    p.query_start = dqs;
-    p.seq_lens = dlens;
-    p.block_tables = dtable;
-    p.bt_stride = blocks_per_seq;
-    p.scale = 0.088f;
+    int32_t* dqs = tessera::bench::upload(qs);
+    int32_t* dlens = tessera::bench::upload(lens);
+    int32_t* dtable = tessera::bench::upload(table);
+    kc::PagedAttentionParams p =
+        gqa_f16_params(q, k, v, o, hq, hkv, d, bs, seqs, seqs, dqs, dlens, dtable, blocks_per_seq);
     kc::choose_paged_attention_split(p, ctx, prop.multiProcessorCount, 256ll << 20);
     p.workspace = tessera::bench::dalloc(
         std::max<int64_t>(16, kc::paged_attention_workspace_bytes(seqs, hq, d, p.num_partitions)));
@@ -396,37 +405,11 @@ int main(int argc, char** argv) {
     fill(q, T * hq * d * 4, 12);
     std::vector<int32_t> qs = {0, int32_t(T)}, lens = {int32_t(T)}, table(nb);
     for (int64_t i = 0; i < nb; ++i) table[i] = int32_t((i * 37) % nb);
-    int32_t* dqs = static_cast<int32_t*>(tessera::bench::dalloc(8));
-    int32_t* dlens = static_cast<int32_t*>(tessera::bench::dalloc(4));
-    int32_t* dtable = static_cast<int32_t*>(tessera::bench::dalloc(nb * 4));
-    TB_CHECK_CUDA(cudaMemcpy(dqs, qs.data(), 8, cudaMemcpyHostToDevice));
-    TB_CHECK_CUDA(cudaMemcpy(dlens, lens.data(), 4, cudaMemcpyHostToDevice));
-    TB_CHECK_CUDA(cudaMemcpy(dtable, table.data(), nb * 4, cudaMemcpyHostToDevice));
-    kc::PagedAttentionParams p{};
-    p.q = q;
-    p.q_tok = hq * d;
-    p.q_head = d;
-    p.k = k;
-    p.v = v;
-    p.k_block = p.v_block = bs * hkv * d;
-    p.k_slot = p.v_slot = hkv * d;
-    p.k_head = p.v_head = d;
-    p.kv_type = ElemType::kF16;
-    p.out = o;
-    p.o_tok = hq * d;
-    p.o_head = d;
-    p.num_tokens = T;
-    p.num_seqs = 1;
-    p.num_q_heads = hq;
-    p.num_kv_heads = hkv;
-    p.head_dim = d;
-    p.v_head_dim = d;
-    p.block_size = bs;
-    p.query_start = dqs;
-    p.seq_lens = dlens;
-    p.block_tables = dtable;
-    p.bt_stride = nb;
-    p.scale = 0.088f;
+    int32_t* dqs = tessera::bench::upload(qs);
+    int32_t* dlens = tessera::bench::upload(lens);
+    int32_t* dtable = tessera::bench::upload(table);
+    kc::PagedAttentionParams p =
+        gqa_f16_params(q, k, v, o, hq, hkv, d, bs, T, 1, dqs, dlens, dtable, nb);
     const double flop = 4.0 * hq * d * (T * (T + 1) / 2.0);
     const bool flash = kc::flash_prefill_supported(p);
     const double ms = tessera::bench::time_ms([&] { return kc::paged_attention(p, nullptr); }, 5);

@@ -66,8 +66,7 @@ int main(int argc, char** argv) {
   float* out_gen = static_cast<float*>(tessera::bench::dalloc(max_batch * H * Dv * 4));
   std::vector<int32_t> table(num_blocks);
   for (int64_t i = 0; i < num_blocks; ++i) table[i] = int32_t((i * 7919) % num_blocks);
-  int32_t* dtable = static_cast<int32_t*>(tessera::bench::dalloc(num_blocks * 4));
-  TB_CHECK_CUDA(cudaMemcpy(dtable, table.data(), num_blocks * 4, cudaMemcpyHostToDevice));
+  int32_t* dtable = tessera::bench::upload(table);
   int32_t* dqs = static_cast<int32_t*>(tessera::bench::dalloc((max_batch + 1) * 4));
   int32_t* dlens = static_cast<int32_t*>(tessera::bench::dalloc(max_batch * 4));
   const int64_t max_ws = 1ll << 30;

@@ -29,35 +29,6 @@ using tessera::DType;
 using tessera::Tensor;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Seconds per call of fn(i), i counting calls, after one warm-up pass over `copies`.
-double time_calls(int64_t copies, bool quick, const std::function<void(int64_t)>& fn) {
-  for (int64_t i = 0; i < copies; ++i) fn(i);
-  const double min_seconds = quick ? 0.15 : 0.6;
-  int64_t iters = 0;
-  const auto t0 = Clock::now();
-  double s = 0.0;
-  while (s < min_seconds || iters < 3) {
-    fn(iters++);
-    s = seconds_since(t0);
-  }
-  return s / iters;
-}
-
-void report(const char* what, int64_t m, int64_t n, int64_t k, int64_t w_bytes, double sec,
-            double bw_gbs, double fp8_sec) {
-  const double gbs = w_bytes / sec / 1e9;
-  std::printf(
-      "%-9s M=%-4ld N=%-5ld K=%-5ld %9.1f us %7.2f GB/s (%3.0f%% of bw, floor %7.1f us)"
-      " %8.2f GFLOP/s  x%.2f fp8 time\n",
-      what, static_cast<long>(m), static_cast<long>(n), static_cast<long>(k), sec * 1e6, gbs,
-      100.0 * gbs / bw_gbs, w_bytes / (bw_gbs * 1e9) * 1e6, 2.0 * m * n * k / sec / 1e9,
-      sec / fp8_sec);
-}
-
 void run_shape(tessera::ThreadPool& pool, int64_t m, int64_t n, int64_t k, double bw, bool quick) {
   std::mt19937 rng(5);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -84,11 +55,12 @@ void run_shape(tessera::ThreadPool& pool, int64_t m, int64_t n, int64_t k, doubl
   std::vector<float> scale(sn * sk, 1.0f / 448.0f);
   Tensor st(scale.data(), DType::kF32, {sn, sk});
   tessera::backend::CpuFp8Matmul fp8;
-  const double fp8_sec = time_calls(fp8_copies, quick, [&](int64_t i) {
+  const double fp8_sec = tessera::bench::time_calls(fp8_copies, quick, [&](int64_t i) {
     Tensor wt(w8.data() + (i % fp8_copies) * fp8_bytes, DType::kFP8_E4M3, {n, k});
     if (!fp8.run(pool, xt, wt, st, tessera::backend::BlockScaleParams{}, ot).ok()) std::abort();
   });
-  report("fp8_e4m3", m, n, k, fp8_bytes + 4 * sn * sk, fp8_sec, bw, fp8_sec);
+  tessera::bench::print_matmul_row("fp8_e4m3", m, n, k, fp8_bytes + 4 * sn * sk, fp8_sec, bw,
+                                   fp8_sec, "fp8");
   w8.clear();
   w8.shrink_to_fit();
 
@@ -105,11 +77,12 @@ void run_shape(tessera::ThreadPool& pool, int64_t m, int64_t n, int64_t k, doubl
       tessera::kernels::ref::quantize_row(type, row.data(), w.data() + j * row_bytes, k);
     }
     for (int64_t i = 1; i < copies; ++i) std::memcpy(w.data() + i * w_bytes, w.data(), w_bytes);
-    const double sec = time_calls(copies, quick, [&](int64_t i) {
+    const double sec = tessera::bench::time_calls(copies, quick, [&](int64_t i) {
       Tensor wt(w.data() + (i % copies) * w_bytes, type, {n, k});
       if (!mm.run(pool, xt, wt, ot).ok()) std::abort();
     });
-    report(std::string(tessera::dtype_name(type)).c_str(), m, n, k, w_bytes, sec, bw, fp8_sec);
+    tessera::bench::print_matmul_row(std::string(tessera::dtype_name(type)).c_str(), m, n, k,
+                                     w_bytes, sec, bw, fp8_sec, "fp8");
   }
 }
 

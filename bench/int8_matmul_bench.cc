@@ -33,35 +33,6 @@ using tessera::Tensor;
 using tessera::backend::Int8Mode;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Seconds per call of fn(i), i counting calls, after one warm-up pass over `copies`.
-double time_calls(int64_t copies, bool quick, const std::function<void(int64_t)>& fn) {
-  for (int64_t i = 0; i < copies; ++i) fn(i);
-  const double min_seconds = quick ? 0.15 : 0.6;
-  int64_t iters = 0;
-  const auto t0 = Clock::now();
-  double s = 0.0;
-  while (s < min_seconds || iters < 3) {
-    fn(iters++);
-    s = seconds_since(t0);
-  }
-  return s / iters;
-}
-
-void report(const char* what, int64_t m, int64_t n, int64_t k, int64_t w_bytes, double sec,
-            double bw_gbs, double base_sec) {
-  const double gbs = w_bytes / sec / 1e9;
-  std::printf(
-      "%-16s M=%-3ld N=%-5ld K=%-5ld %9.1f us %7.2f GB/s (%3.0f%% of bw, floor %7.1f us)"
-      " %8.2f GFLOP/s  x%.2f w8a8 time\n",
-      what, static_cast<long>(m), static_cast<long>(n), static_cast<long>(k), sec * 1e6, gbs,
-      100.0 * gbs / bw_gbs, w_bytes / (bw_gbs * 1e9) * 1e6, 2.0 * m * n * k / sec / 1e9,
-      sec / base_sec);
-}
-
 void run_shape(tessera::ThreadPool& pool, int64_t m, int64_t n, int64_t k, double bw, bool quick) {
   std::mt19937 rng(5);
   std::normal_distribution<float> dist(0.0f, 1.0f);
@@ -85,13 +56,13 @@ void run_shape(tessera::ThreadPool& pool, int64_t m, int64_t n, int64_t k, doubl
   tessera::backend::CpuInt8Matmul int8;
   double base = 0.0;
   for (Int8Mode mode : {Int8Mode::kW8A8, Int8Mode::kWeightOnly}) {
-    const double sec = time_calls(i8_copies, quick, [&](int64_t i) {
+    const double sec = tessera::bench::time_calls(i8_copies, quick, [&](int64_t i) {
       Tensor wt(w8.data() + (i % i8_copies) * i8_bytes, DType::kI8, {n, k});
       if (!int8.run(pool, xt, wt, st, mode, ot).ok()) std::abort();
     });
     if (mode == Int8Mode::kW8A8) base = sec;
-    report(mode == Int8Mode::kW8A8 ? "int8 w8a8" : "int8 weight-only", m, n, k, i8_bytes + 4 * n,
-           sec, bw, base);
+    tessera::bench::print_matmul_row(mode == Int8Mode::kW8A8 ? "int8 w8a8" : "int8 weight-only", m,
+                                     n, k, i8_bytes + 4 * n, sec, bw, base, "w8a8");
   }
   w8.clear();
   w8.shrink_to_fit();
@@ -113,11 +84,12 @@ void run_shape(tessera::ThreadPool& pool, int64_t m, int64_t n, int64_t k, doubl
       }
     }
     for (int64_t i = 1; i < copies; ++i) std::memcpy(w.data() + i * w_bytes, w.data(), w_bytes);
-    const double sec = time_calls(copies, quick, [&](int64_t i) {
+    const double sec = tessera::bench::time_calls(copies, quick, [&](int64_t i) {
       Tensor wt(w.data() + (i % copies) * w_bytes, type, {n, k});
       if (!mm.run(pool, xt, wt, ot).ok()) std::abort();
     });
-    report(std::string(tessera::dtype_name(type)).c_str(), m, n, k, w_bytes, sec, bw, base);
+    tessera::bench::print_matmul_row(std::string(tessera::dtype_name(type)).c_str(), m, n, k,
+                                     w_bytes, sec, bw, base, "w8a8");
   }
 }
 

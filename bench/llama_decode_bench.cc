@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cpu_bench_util.h"
 #include "src/apps/app_model.h"
 #include "tessera/model/model_loader.h"
 #include "tessera/sampling/sampler.h"
@@ -18,10 +19,7 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using tessera::bench::seconds_since;
 
 }  // namespace
 

@@ -24,10 +24,7 @@ namespace {
 
 using tessera::DType;
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using tessera::bench::seconds_since;
 
 struct Case {
   DType type;

@@ -22,13 +22,10 @@ namespace {
 
 using namespace tessera;
 using Clock = std::chrono::steady_clock;
+using tessera::bench::seconds_since;
 
 constexpr int64_t kHeads = 128, kRank = 512, kNope = 128, kRope = 64, kV = 128;
 constexpr int64_t kQk = kNope + kRope, kLat = kRank + kRope;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 void fill(OwnedTensor& t, uint64_t seed) {
   float* p = t.data_as<float>();

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cpu_bench_util.h"
 #include "bench/synthetic_weights.h"
 #include "tessera/engine/pretrained.h"
 #include "tessera/kv/block_manager.h"
@@ -31,10 +32,7 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+using tessera::bench::seconds_since;
 
 // Read + write bytes per second of backend->copy over a 2 x 512 MiB pair, best of 5.
 tessera::Result<double> copy_bandwidth(tessera::backend::Backend& be) {

@@ -26,14 +26,11 @@ namespace {
 
 using namespace tessera;
 using Clock = std::chrono::steady_clock;
+using tessera::bench::seconds_since;
 
 constexpr int64_t kHidden = 2048, kExperts = 64, kTopK = 6, kShared = 2, kInter = 1408;
 constexpr int64_t kHeads = 16, kRank = 512, kNope = 128, kRope = 64, kV = 128;
 constexpr int64_t kQk = kNope + kRope, kLat = kRank + kRope;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 uint64_t g_state = 0x9E3779B97F4A7C15ull;
 float next_uniform() {  // xorshift64*, in [-1, 1)

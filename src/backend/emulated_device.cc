@@ -191,17 +191,7 @@ class EmulatedDeviceBackend final : public Backend {
   bool is_device() const override { return true; }
 
   Result<BackendTensor> allocate(DType dtype, std::span<const int64_t> shape) override {
-    if (shape.empty() || shape.size() > static_cast<size_t>(kMaxDims)) {
-      return invalid_argument("allocate: {} dims (1 to {} allowed)", shape.size(), kMaxDims);
-    }
-    for (int64_t d : shape) {
-      if (d < 0) return invalid_argument("allocate: negative dim {}", d);
-    }
-    const DTypeInfo& info = dtype_info(dtype);
-    if (shape.back() % info.block_elems != 0) {
-      return invalid_argument("allocate: last dim {} is not a multiple of the {} block size {}",
-                              shape.back(), info.name, info.block_elems);
-    }
+    TESSERA_RETURN_IF_ERROR(check_allocate(dtype, shape));
     const Tensor probe(nullptr, dtype, shape.data(), static_cast<int>(shape.size()));
     char* p = nullptr;
     {

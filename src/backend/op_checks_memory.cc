@@ -28,6 +28,21 @@ bool overlaps(const Tensor& a, const Tensor& b) {
   return a_lo < b_hi && b_lo < a_hi;
 }
 
+Status check_allocate(DType dtype, std::span<const int64_t> shape) {
+  if (shape.empty() || shape.size() > static_cast<size_t>(kMaxDims)) {
+    return invalid_argument("allocate: {} dims (1 to {} allowed)", shape.size(), kMaxDims);
+  }
+  for (int64_t d : shape) {
+    if (d < 0) return invalid_argument("allocate: negative dim {}", d);
+  }
+  const DTypeInfo& info = dtype_info(dtype);
+  if (shape.back() % info.block_elems != 0) {
+    return invalid_argument("allocate: last dim {} is not a multiple of the {} block size {}",
+                            shape.back(), info.name, info.block_elems);
+  }
+  return Status::ok_status();
+}
+
 Status check_copy(const Tensor& src, const Tensor& dst) {
   constexpr std::string_view kOp = "copy";
   TESSERA_RETURN_IF_ERROR(check_layout(kOp, "src", src, 1, kMaxDims));

@@ -49,6 +49,8 @@ Status check_moe_grouped_matmul_block_scaled(const Tensor& x, const Tensor& w,
                                              const Tensor& w_scale_inv, const Tensor& ids,
                                              const BlockScaleParams& block, const Tensor& out);
 // Memory ops (src/backend/op_checks_memory.cc).
+// Backend::allocate's shape: 1..kMaxDims non-negative dims, the last a whole number of blocks.
+Status check_allocate(DType dtype, std::span<const int64_t> shape);
 Status check_copy(const Tensor& src, const Tensor& dst);
 Status check_moe_combine(const Tensor& x, const Tensor& weights, const Tensor& out);
 // Sampling (src/backend/op_checks_sample.cc): also validates each row's parameters.

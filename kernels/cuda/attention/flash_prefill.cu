@@ -11,11 +11,11 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <atomic>
 #include <type_traits>
 
 #include "kernels/cuda/attention/flash_tile_logic.h"
 #include "kernels/cuda/attention/paged_attention.h"
+#include "kernels/cuda/common/device_attr.h"
 #include "kernels/cuda/common/mma.cuh"
 
 namespace tessera::kernels::cuda {
@@ -31,7 +31,6 @@ struct Smem {
   static constexpr int kTile = kRows * kPitch * 2;      // bytes of one 64-row tile
   static constexpr int kBytes = 6 * kTile + kRows * 4;  // Q hi, Q lo, K x2, V x2, row limits
 };
-
 
 // K and V rows [kt0, kt0 + 64) of KV head `kvh` into shared tiles; keys >= kv_end zero-filled.
 template <typename T, int D>
@@ -265,22 +264,7 @@ bool flash_prefill_supported(const PagedAttentionParams& p) {
     return false;
   }
   // D = 128 needs ~102 KiB of shared memory: sm_86 / sm_89 parts (99 KiB) keep the split-K path.
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  // Cached per device (every writer stores the same value); -1: the query failed.
-  static std::atomic<int> optin_cache[64];
-  int optin = dev < 64 ? optin_cache[dev].load(std::memory_order_relaxed) : 0;
-  if (optin == 0) {
-    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
-        cudaSuccess) {
-      cudaGetLastError();
-      optin = -1;
-    }
-    if (dev < 64) optin_cache[dev].store(optin, std::memory_order_relaxed);
-  }
+  const int optin = current_device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>();
   return optin >= (p.head_dim == 64 ? Smem<64>::kBytes : Smem<128>::kBytes);
 }
 

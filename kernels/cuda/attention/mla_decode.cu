@@ -10,12 +10,12 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <atomic>
 #include <type_traits>
 
 #include "kernels/cuda/attention/flash_tile_logic.h"
 #include "kernels/cuda/attention/mla_decode_logic.h"
 #include "kernels/cuda/attention/paged_attention.h"
+#include "kernels/cuda/common/device_attr.h"
 #include "kernels/cuda/common/device_utils.cuh"
 #include "kernels/cuda/common/mma.cuh"
 
@@ -26,7 +26,6 @@ using mla::kKeys;
 using mla::kPitch;
 using mla::kSPitch;
 using mla::kThreads;
-
 
 // Latent rows [kt0, kt0 + kKeys) into a stage: 16-byte chunks of the first kd16 * 16 columns;
 // keys >= end and columns >= D are zero-filled (so P V never meets uninitialised values).
@@ -294,22 +293,7 @@ bool mla_decode_supported(const PagedAttentionParams& p) {
     return false;
   }
   if (mla::head_blocks(p.num_q_heads, mla::m_tiles(p.num_q_heads)) > 65535) return false;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  // Cached per device (every writer stores the same value); -1: the query failed.
-  static std::atomic<int> optin_cache[64];
-  int optin = dev < 64 ? optin_cache[dev].load(std::memory_order_relaxed) : 0;
-  if (optin == 0) {
-    if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
-        cudaSuccess) {
-      cudaGetLastError();
-      optin = -1;
-    }
-    if (dev < 64) optin_cache[dev].store(optin, std::memory_order_relaxed);
-  }
+  const int optin = current_device_attribute<cudaDevAttrMaxSharedMemoryPerBlockOptin>();
   return optin >= mla::kSmemBytes;
 }
 

@@ -7,6 +7,7 @@
 // int8_wo_logic.h, which host tests check (the latter also mirrors the weight-only arithmetic).
 #include <algorithm>
 
+#include "kernels/cuda/common/device_attr.h"
 #include "kernels/cuda/common/device_utils.cuh"
 #include "kernels/cuda/common/mma.cuh"
 #include "kernels/cuda/gemm/gemm_int8.h"
@@ -405,14 +406,11 @@ cudaError_t gemm_w8a8(const int8_t* q, int64_t ldq, const float* x_scale, const 
       ceil_div(M, q8::kBM) > 65535) {
     return cudaErrorInvalidValue;
   }
-  int device = 0, major = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) {
-    err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-  }
-  if (err != cudaSuccess) return err;
+  const int major = current_device_attribute<cudaDevAttrComputeCapabilityMajor>();
+  if (major < 0) return cudaErrorInvalidDevice;
   if (major < 8) return cudaErrorNotSupported;  // mma.sync m16n8k32 s8 needs sm_80
   const int splits = workspace != nullptr ? q8::w8a8_splits(M, N, K, num_sms) : 1;
+  cudaError_t err = cudaSuccess;
   if (splits > 1) {
     err = cudaMemsetAsync(workspace, 0, static_cast<size_t>(M * N) * 4, stream);
     if (err != cudaSuccess) return err;
@@ -451,12 +449,8 @@ cudaError_t gemm_int8_weight_only(const float* x, int64_t ldx, const int8_t* w, 
                                   int64_t N, int64_t K, int num_sms, float* workspace,
                                   cudaStream_t stream) {
   if (M == 0 || N == 0) return cudaSuccess;
-  int device = 0, major = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess) {
-    err = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device);
-  }
-  if (err != cudaSuccess) return err;
+  const int major = current_device_attribute<cudaDevAttrComputeCapabilityMajor>();
+  if (major < 0) return cudaErrorInvalidDevice;
   if (!wo::mma_eligible(major, reinterpret_cast<uintptr_t>(x), ldx, reinterpret_cast<uintptr_t>(w),
                         ldw, K)) {
     return gemm_int8_weight_only_cuda_core(x, ldx, w, ldw, w_scale, out, ldo, M, N, K, stream);
@@ -465,6 +459,7 @@ cudaError_t gemm_int8_weight_only(const float* x, int64_t ldx, const int8_t* w, 
   if (ceil_div(M, bm) > 65535) return cudaErrorInvalidValue;
   const int splits = workspace != nullptr ? wo::splits(M, N, K, num_sms) : 1;
   const WoParams p{x, ldx, w, ldw, w_scale, out, ldo, M, N, K, splits, workspace};
+  cudaError_t err = cudaSuccess;
   const dim3 grid(static_cast<unsigned>(ceil_div(N, wo::kBN)),
                   static_cast<unsigned>(ceil_div(M, bm)), static_cast<unsigned>(splits));
   if (bm == 16) {

@@ -70,17 +70,7 @@ Status refuse_while_capturing(const CudaContext& ctx, const char* op, const char
 
 Result<BackendTensor> cuda_allocate(const CudaContext& ctx, DType dtype,
                                     std::span<const int64_t> shape) {
-  if (shape.empty() || shape.size() > static_cast<size_t>(kMaxDims)) {
-    return invalid_argument("allocate: {} dims (1 to {} allowed)", shape.size(), kMaxDims);
-  }
-  for (int64_t d : shape) {
-    if (d < 0) return invalid_argument("allocate: negative dim {}", d);
-  }
-  const DTypeInfo& info = dtype_info(dtype);
-  if (shape.back() % info.block_elems != 0) {
-    return invalid_argument("allocate: last dim {} is not a multiple of the {} block size {}",
-                            shape.back(), info.name, info.block_elems);
-  }
+  TESSERA_RETURN_IF_ERROR(check_allocate(dtype, shape));
   const int ndim = static_cast<int>(shape.size());
   const Tensor probe(nullptr, dtype, shape.data(), ndim);
   // NOTE: zero-size tensors still get a small allocation so their view has non-null data.
